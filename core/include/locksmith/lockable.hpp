@@ -1,0 +1,103 @@
+// Lockable: the one interface every locksmith primitive implements, so that the CLI, the harness
+// and user code drive them alike. It meets the standard Lockable, TimedLockable and
+// SharedTimedLockable requirements, so std::unique_lock, std::shared_lock and std::scoped_lock
+// work with every primitive.
+//
+// Primitives implement three non-throwing calls (acquire, release, describe); the throwing std
+// names are built on them here. "Busy" is not an error: try_lock() returns false.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+#include "locksmith/error.hpp"
+#include "locksmith/lock.hpp"
+
+namespace locksmith {
+
+// What a lock is and, when held, what identifies the holding.
+struct LockInfo {
+  std::string kind;       // "flock", "fcntl", "ofd", "sem", ...
+  std::string mechanism;  // what actually locks: "flock", "posix", "ofd", ...
+  std::string target;     // path, directory/name or key
+  bool held = false;
+  std::optional<LockMode> mode;          // set while held
+  std::optional<std::string> token;      // owner token where the primitive has one
+  std::optional<std::uint64_t> fence;    // fencing number where the primitive gives one
+  std::optional<std::string> slot;       // semaphore slot held
+};
+
+class Lockable {
+ public:
+  virtual ~Lockable() = default;
+
+  // The primitive's own calls, non-throwing.
+  // acquire: {} when held; errc::busy / errc::timeout when someone else holds it (see lock.hpp for
+  // what a deadline means); any other code is a failure and leaves nothing held.
+  virtual std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept = 0;
+  // release: {} when released; errc::not_locked when not held; an OS error still releases.
+  virtual std::error_code release() noexcept = 0;
+  virtual LockInfo describe() const = 0;
+  virtual bool supports_shared() const noexcept { return true; }
+
+  // Standard Lockable / TimedLockable. lock() honours the primitive's configured wait policy
+  // (timeout, fail_when_locked) and throws AlreadyLocked / LockTimeout / LockError.
+  // They take default_mode(): exclusive unless the primitive was configured shared.
+  void lock() { lock_mode(default_mode()); }
+  bool try_lock() { return try_mode(default_mode(), Clock::time_point::min()); }
+  template <class Rep, class Period>
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& d) {
+    return try_mode(default_mode(), deadline_after(d));
+  }
+  template <class C, class D>
+  bool try_lock_until(const std::chrono::time_point<C, D>& t) {
+    return try_mode(default_mode(), to_deadline(t));
+  }
+  void unlock();
+
+  // Standard SharedLockable / SharedTimedLockable.
+  void lock_shared() { lock_mode(LockMode::shared); }
+  bool try_lock_shared() { return try_mode(LockMode::shared, Clock::time_point::min()); }
+  template <class Rep, class Period>
+  bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d) {
+    return try_mode(LockMode::shared, deadline_after(d));
+  }
+  template <class C, class D>
+  bool try_lock_shared_until(const std::chrono::time_point<C, D>& t) {
+    return try_mode(LockMode::shared, to_deadline(t));
+  }
+  void unlock_shared() { unlock(); }
+
+  // The mode that lock() and try_lock*() take.
+  virtual LockMode default_mode() const noexcept { return LockMode::exclusive; }
+  // The deadline that lock() uses: from the primitive's options (default: wait forever).
+  virtual Clock::time_point default_deadline() const noexcept { return kForever; }
+
+  template <class Rep, class Period>
+  static Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& d) {
+    const auto now = Clock::now();
+    if (d <= d.zero()) return Clock::time_point::min();
+    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(kForever - now)) {
+      return kForever;
+    }
+    return now + std::chrono::ceil<Clock::duration>(d);
+  }
+  template <class C, class D>
+  static Clock::time_point to_deadline(const std::chrono::time_point<C, D>& t) {
+    if constexpr (std::is_same_v<C, Clock>) {
+      return std::chrono::time_point_cast<Clock::duration>(t);
+    } else {
+      return deadline_after(t - C::now());
+    }
+  }
+
+ private:
+  void lock_mode(LockMode mode);
+  bool try_mode(LockMode mode, Clock::time_point deadline);
+};
+
+}  // namespace locksmith

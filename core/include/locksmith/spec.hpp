@@ -1,0 +1,45 @@
+// Lock specs: one string names any primitive, for the CLI, the harness and configuration files.
+//
+//   flock:PATH      FileLock, flock backend (a bare PATH means the same)
+//   fcntl:PATH      FileLock, POSIX fcntl backend (process-scoped); `posix:` is an alias
+//   ofd:PATH        FileLock, Linux open-file-description backend
+//   sem:DIR/NAME?max=N   BoundedSemaphore with slot files DIR/NAME.NN.lock
+//
+// Options follow a '?' as key=value pairs joined by '&':
+//   shared=1             lock() takes a shared lock
+//   timeout=DURATION     how long lock() waits: 250ms, 1.5s, 2m, or plain seconds; default forever
+//   fail_when_locked=1   lock() does not wait at all
+//   perms=0644           creation permissions (octal)
+//   follow_symlinks=1    allow a symlink at the lock path
+//   max=N                semaphore size (sem: only, required)
+// Kinds for later primitives (link:, mkdir:, dotlock:, pidfile:, auto:, redis://, redis+pubsub://,
+// redlock://) are recognised and reported as unsupported by this build.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "locksmith/lockable.hpp"
+
+namespace locksmith {
+
+struct LockSpec {
+  std::string kind;    // "flock", "fcntl", "ofd", "sem"
+  std::string target;  // path (for sem: DIR/NAME)
+  std::map<std::string, std::string> options;  // raw, validated keys
+
+  std::string to_string() const;
+};
+
+// Throws LockError with errc::invalid_spec (or errc::unsupported) naming the spec.
+LockSpec parse_lock_spec(std::string_view spec);
+// "250ms", "1.5s", "2m", "3" (seconds) -> duration; throws LockError(errc::invalid_spec).
+Clock::duration parse_duration(std::string_view text);
+
+std::unique_ptr<Lockable> open_lock(const LockSpec& spec);
+std::unique_ptr<Lockable> open_lock(std::string_view spec);
+
+}  // namespace locksmith

@@ -1,0 +1,217 @@
+#include "locksmith/spec.hpp"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "locksmith/file_lock.hpp"
+#include "locksmith/semaphore.hpp"
+
+namespace locksmith {
+namespace {
+
+constexpr std::array<std::string_view, 4> kFileKinds = {"flock", "fcntl", "posix", "ofd"};
+constexpr std::array<std::string_view, 5> kLaterKinds = {"link", "mkdir", "dotlock", "pidfile",
+                                                         "auto"};
+constexpr std::array<std::string_view, 3> kLaterSchemes = {"redis", "redis+pubsub", "redlock"};
+
+template <std::size_t N>
+bool contains(const std::array<std::string_view, N>& set, std::string_view v) {
+  for (auto s : set) {
+    if (s == v) return true;
+  }
+  return false;
+}
+
+[[noreturn]] void bad_spec(std::string_view spec, const std::string& why,
+                           errc code = errc::invalid_spec) {
+  throw LockError(make_error_code(code), "invalid lock spec (" + why + ")", spec);
+}
+
+bool parse_flag(std::string_view spec, std::string_view key, std::string_view value) {
+  if (value == "1" || value == "true" || value == "yes" || value.empty()) return true;
+  if (value == "0" || value == "false" || value == "no") return false;
+  bad_spec(spec, std::string(key) + " must be 1 or 0, not '" + std::string(value) + "'");
+}
+
+unsigned parse_unsigned(std::string_view spec, std::string_view key, std::string_view value,
+                        int base) {
+  unsigned v = 0;
+  const auto* end = value.data() + value.size();
+  const auto [ptr, err] = std::from_chars(value.data(), end, v, base);
+  if (value.empty() || err != std::errc() || ptr != end) {
+    bad_spec(spec, std::string(key) + " must be a number, not '" + std::string(value) + "'");
+  }
+  return v;
+}
+
+}  // namespace
+
+Clock::duration parse_duration(std::string_view text) {
+  std::size_t unit_at = 0;
+  while (unit_at < text.size() && (std::isdigit(static_cast<unsigned char>(text[unit_at])) ||
+                                   text[unit_at] == '.')) {
+    ++unit_at;
+  }
+  const std::string number(text.substr(0, unit_at));
+  const std::string_view unit = text.substr(unit_at);
+  double value = 0;
+  std::size_t used = 0;
+  try {
+    value = std::stod(number, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  double scale = 0;  // seconds per unit
+  if (unit.empty() || unit == "s") {
+    scale = 1;
+  } else if (unit == "ms") {
+    scale = 1e-3;
+  } else if (unit == "us") {
+    scale = 1e-6;
+  } else if (unit == "ns") {
+    scale = 1e-9;
+  } else if (unit == "m" || unit == "min") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  }
+  if (number.empty() || used != number.size() || scale == 0 || !std::isfinite(value) ||
+      value * scale > 1e9) {
+    throw LockError(make_error_code(errc::invalid_spec),
+                    "invalid duration (use e.g. 250ms, 1.5s, 2m, or seconds)", text);
+  }
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(value * scale));
+}
+
+std::string LockSpec::to_string() const {
+  std::string s = kind + ":" + target;
+  char sep = '?';
+  for (const auto& [k, v] : options) {
+    s += sep;
+    s += k + "=" + v;
+    sep = '&';
+  }
+  return s;
+}
+
+LockSpec parse_lock_spec(std::string_view spec) {
+  if (spec.empty()) bad_spec(spec, "empty");
+  LockSpec out;
+  std::string_view rest = spec;
+  if (const auto scheme_end = spec.find("://"); scheme_end != std::string_view::npos) {
+    const std::string_view scheme = spec.substr(0, scheme_end);
+    if (contains(kLaterSchemes, scheme)) {
+      bad_spec(spec, "'" + std::string(scheme) + "' locks are not in this build yet",
+               errc::unsupported);
+    }
+    bad_spec(spec, "unknown scheme '" + std::string(scheme) + "'");
+  }
+  const auto colon = spec.find(':');
+  std::string_view kind = "flock";
+  if (colon != std::string_view::npos) {
+    const std::string_view prefix = spec.substr(0, colon);
+    const bool word = !prefix.empty() && prefix.find('/') == std::string_view::npos;
+    if (contains(kFileKinds, prefix) || prefix == "sem") {
+      kind = prefix;
+      rest = spec.substr(colon + 1);
+    } else if (contains(kLaterKinds, prefix)) {
+      bad_spec(spec, "'" + std::string(prefix) + "' locks are not in this build yet",
+               errc::unsupported);
+    } else if (word && colon + 1 < spec.size() && spec[colon + 1] == '/') {
+      bad_spec(spec, "unknown lock kind '" + std::string(prefix) +
+                         "'; known: flock, fcntl, ofd, sem, or a bare path");
+    }
+  }
+  out.kind = kind == "posix" ? "fcntl" : std::string(kind);
+  const auto query = rest.find('?');
+  out.target = std::string(rest.substr(0, query));
+  if (out.target.empty()) bad_spec(spec, "no path");
+  if (query != std::string_view::npos) {
+    std::string_view q = rest.substr(query + 1);
+    while (!q.empty()) {
+      const auto amp = q.find('&');
+      const std::string_view pair = q.substr(0, amp);
+      q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+      if (pair.empty()) continue;
+      const auto eq = pair.find('=');
+      const std::string key(pair.substr(0, eq));
+      const std::string value(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+      static constexpr std::array<std::string_view, 6> kKeys = {
+          "shared", "timeout", "fail_when_locked", "perms", "follow_symlinks", "max"};
+      if (!contains(kKeys, key)) {
+        bad_spec(spec, "unknown option '" + key +
+                           "'; known: shared, timeout, fail_when_locked, perms, "
+                           "follow_symlinks, max");
+      }
+      if (key == "max" && out.kind != "sem") bad_spec(spec, "max= is only for sem:");
+      out.options[key] = value;
+    }
+  }
+  if (out.kind == "sem" && !out.options.count("max")) {
+    bad_spec(spec, "sem: needs ?max=N");
+  }
+  // Validate values now, so that errors surface at parse time.
+  for (const auto& [key, value] : out.options) {
+    if (key == "timeout") {
+      parse_duration(value);
+    } else if (key == "perms") {
+      if (parse_unsigned(spec, key, value, 8) > 07777) bad_spec(spec, "perms out of range");
+    } else if (key == "max") {
+      const unsigned m = parse_unsigned(spec, key, value, 10);
+      if (m == 0 || m > 1000) bad_spec(spec, "max must be 1..1000");
+    } else {
+      parse_flag(spec, key, value);
+    }
+  }
+  if (out.kind == "sem" && out.options.count("shared") &&
+      parse_flag(spec, "shared", out.options.at("shared"))) {
+    bad_spec(spec, "a semaphore has no shared mode");
+  }
+  return out;
+}
+
+std::unique_ptr<Lockable> open_lock(const LockSpec& spec) {
+  const std::string text = spec.to_string();
+  auto flag = [&](const char* key) {
+    const auto it = spec.options.find(key);
+    return it != spec.options.end() && parse_flag(text, key, it->second);
+  };
+  std::optional<Clock::duration> timeout;
+  if (const auto it = spec.options.find("timeout"); it != spec.options.end()) {
+    timeout = parse_duration(it->second);
+  }
+  unsigned perms = 0644;
+  if (const auto it = spec.options.find("perms"); it != spec.options.end()) {
+    perms = parse_unsigned(text, "perms", it->second, 8);
+  }
+  if (spec.kind == "sem") {
+    const std::filesystem::path p(spec.target);
+    SemaphoreOptions o;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    o.permissions = perms;
+    o.follow_symlinks = flag("follow_symlinks");
+    const unsigned max = parse_unsigned(text, "max", spec.options.at("max"), 10);
+    std::filesystem::path dir = p.parent_path();
+    if (dir.empty()) dir = ".";
+    return std::make_unique<BoundedSemaphore>(max, p.filename().string(), dir, o);
+  }
+  LockOptions o;
+  o.backend = spec.kind == "fcntl" ? Backend::posix
+              : spec.kind == "ofd" ? Backend::ofd
+                                   : Backend::flock;
+  o.mode = flag("shared") ? LockMode::shared : LockMode::exclusive;
+  o.timeout = timeout;
+  o.fail_when_locked = flag("fail_when_locked");
+  o.permissions = perms;
+  o.follow_symlinks = flag("follow_symlinks");
+  return std::make_unique<FileLock>(spec.target, o);
+}
+
+std::unique_ptr<Lockable> open_lock(std::string_view spec) {
+  return open_lock(parse_lock_spec(spec));
+}
+
+}  // namespace locksmith
