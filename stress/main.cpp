@@ -28,8 +28,9 @@ int main(int argc, char** argv) {
       "128+N when COMMAND was killed by signal N.");
   run_cmd->add_option("--lock,-l", run.spec, "Lock spec (see below)")->required();
   run_cmd->add_flag("--shared,-s", run.shared, "Take a shared (reader) lock");
-  run_cmd->add_option("--timeout,-t", timeout,
-                      "Seconds to wait for the lock (0: do not wait; default: forever)")
+  run_cmd
+      ->add_option("--timeout,-t", timeout,
+                   "Seconds to wait for the lock (0: do not wait; default: forever)")
       ->check(CLI::NonNegativeNumber);
   run_cmd->add_flag("--verbose,-v", run.verbose, "Say on stderr which lock was taken");
   run_cmd->add_option("command", run.command, "COMMAND [ARGS...] after --")->required();

@@ -98,15 +98,13 @@ int run_locked(const RunRequest& request) {
     return kExitNotLocked;
   }
   if (ec) {
-    std::fprintf(stderr, "locksmith: cannot lock '%s': %s\n", target.c_str(),
-                 ec.message().c_str());
+    std::fprintf(stderr, "locksmith: cannot lock '%s': %s\n", target.c_str(), ec.message().c_str());
     return kExitUsage;
   }
   if (request.verbose) {
     const LockInfo info = lock->describe();
     std::fprintf(stderr, "locksmith: locked %s '%s' (%s, %s)\n", info.kind.c_str(),
-                 info.target.c_str(), info.mechanism.c_str(),
-                 std::string(to_string(mode)).c_str());
+                 info.target.c_str(), info.mechanism.c_str(), std::string(to_string(mode)).c_str());
   }
   const int status = spawn_and_wait(request.command);
   const std::error_code released = lock->release();

@@ -16,14 +16,14 @@ constexpr int kNameAttempts = 16;
 
 }  // namespace
 
-AtomicFile AtomicFile::create(std::filesystem::path destination, AtomicOptions options) {
+AtomicFile AtomicFile::create(const std::filesystem::path& destination, AtomicOptions options) {
   std::error_code ec;
   AtomicFile file = create(destination, options, ec);
   if (ec) throw LockError(ec, "cannot create temporary file for", destination.string());
   return file;
 }
 
-AtomicFile AtomicFile::create(std::filesystem::path destination, AtomicOptions options,
+AtomicFile AtomicFile::create(const std::filesystem::path& destination, AtomicOptions options,
                               std::error_code& ec) noexcept {
   AtomicFile file;
   ec.clear();
@@ -38,7 +38,9 @@ AtomicFile AtomicFile::create(std::filesystem::path destination, AtomicOptions o
     std::string hex;
     ec = detail::random_hex(6, hex);
     if (ec) return file;
-    std::filesystem::path temp = dir / ("." + base + "." + hex + ".tmp");
+    std::string name = ".";
+    name.append(base).append(".").append(hex).append(".tmp");
+    std::filesystem::path temp = dir / name;
     const int fd = detail::retry_on_eintr([&] {
       return ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
                     static_cast<mode_t>(options.permissions & 07777));
@@ -46,7 +48,7 @@ AtomicFile AtomicFile::create(std::filesystem::path destination, AtomicOptions o
     if (fd >= 0) {
       file.fd_.reset(fd);
       file.temp_ = std::move(temp);
-      file.destination_ = std::move(destination);
+      file.destination_ = destination;
       return file;
     }
     ec = detail::last_error();
@@ -82,8 +84,8 @@ void AtomicFile::discard() noexcept {
 
 std::error_code AtomicFile::write(std::span<const std::byte> data) noexcept {
   if (!fd_.valid()) return make_error_code(errc::not_locked);
-  return detail::write_all(fd_.get(),
-                           std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+  return detail::write_all(
+      fd_.get(), std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 void AtomicFile::write(std::string_view data) {

@@ -65,14 +65,10 @@ const std::error_category& lock_category() noexcept {
 
 std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), lock_category()}; }
 
-bool is_contended(std::error_code ec) noexcept {
-  return ec == errc::busy || ec == errc::timeout;
-}
+bool is_contended(std::error_code ec) noexcept { return ec == errc::busy || ec == errc::timeout; }
 
 LockError::LockError(std::error_code ec, std::string_view operation, std::string_view target)
-    : std::system_error(ec, describe(operation, target)),
-      operation_(operation),
-      target_(target) {}
+    : std::system_error(ec, describe(operation, target)), operation_(operation), target_(target) {}
 
 void throw_if_error(std::error_code ec, std::string_view operation, std::string_view target) {
   if (!ec) return;

@@ -37,19 +37,10 @@ int fcntl_lock(native_handle fd, int cmd, short type) noexcept {
 }
 
 bool supported(Backend b) noexcept {
-  switch (b) {
-    case Backend::flock:
-    case Backend::posix:
-      return true;
-    case Backend::ofd:
 #if defined(F_OFD_SETLK)
-      return true;
-#else
-      return false;
+  if (b == Backend::ofd) return true;
 #endif
-    default:
-      return false;
-  }
+  return b == Backend::flock || b == Backend::posix;
 }
 
 void on_wake_signal(int /*signo*/) {
@@ -107,7 +98,9 @@ int lock_call(native_handle fd, LockMode mode, Backend b, bool wait) noexcept {
   return -1;
 }
 
-bool is_busy_errno(int err) noexcept { return err == EWOULDBLOCK || err == EAGAIN || err == EACCES; }
+bool is_busy_errno(int err) noexcept {
+  return err == EWOULDBLOCK || err == EAGAIN || err == EACCES;
+}
 
 void Waiter::cancel() noexcept {
   cancelled_.store(true, std::memory_order_release);
@@ -258,8 +251,7 @@ std::error_code lock(native_handle h, LockFlags flags, Backend b) noexcept {
   const bool ex = has(flags, LockFlags::exclusive);
   if (has(flags, LockFlags::unblock) && !sh && !ex) return unlock(h, b);
   if (sh == ex) return std::make_error_code(std::errc::invalid_argument);
-  const auto deadline =
-      has(flags, LockFlags::non_blocking) ? Clock::time_point::min() : kForever;
+  const auto deadline = has(flags, LockFlags::non_blocking) ? Clock::time_point::min() : kForever;
   return lock_until(h, ex ? LockMode::exclusive : LockMode::shared, b, deadline);
 }
 

@@ -78,8 +78,8 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
   int winner = -1;
   std::error_code failure;
   auto wait_slot = [&](unsigned i) noexcept {
-    const std::error_code ec = waiters[i].wait(fds[i].get(), LockMode::exclusive, opts.backend,
-                                               deadline);
+    const std::error_code ec =
+        waiters[i].wait(fds[i].get(), LockMode::exclusive, opts.backend, deadline);
     std::lock_guard<std::mutex> guard(mutex);
     if (!ec) {
       if (winner < 0) {

@@ -39,7 +39,7 @@ class Waiter {
   bool arm_now_locked() noexcept;
 
   std::atomic<bool> cancelled_{false};
-  std::mutex mutex_;    // guards timer_ and armed_
+  std::mutex mutex_;       // guards timer_ and armed_
   void* timer_ = nullptr;  // timer_t, spelled portably
   bool armed_ = false;
 };

@@ -35,8 +35,8 @@ struct AtomicOptions {
 class AtomicFile {
  public:
   // Creates the temporary file; throws LockError naming the destination on failure.
-  static AtomicFile create(std::filesystem::path destination, AtomicOptions options = {});
-  static AtomicFile create(std::filesystem::path destination, AtomicOptions options,
+  static AtomicFile create(const std::filesystem::path& destination, AtomicOptions options = {});
+  static AtomicFile create(const std::filesystem::path& destination, AtomicOptions options,
                            std::error_code& ec) noexcept;
 
   AtomicFile(AtomicFile&&) noexcept;

@@ -25,10 +25,10 @@ struct LockInfo {
   std::string mechanism;  // what actually locks: "flock", "posix", "ofd", ...
   std::string target;     // path, directory/name or key
   bool held = false;
-  std::optional<LockMode> mode;          // set while held
-  std::optional<std::string> token;      // owner token where the primitive has one
-  std::optional<std::uint64_t> fence;    // fencing number where the primitive gives one
-  std::optional<std::string> slot;       // semaphore slot held
+  std::optional<LockMode> mode;        // set while held
+  std::optional<std::string> token;    // owner token where the primitive has one
+  std::optional<std::uint64_t> fence;  // fencing number where the primitive gives one
+  std::optional<std::string> slot;     // semaphore slot held
 };
 
 class Lockable {

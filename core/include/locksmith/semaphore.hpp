@@ -6,7 +6,8 @@
 //    count against one bound. Slots are tried in numeric order.
 //  - Holding a slot has the backend's semantics (see lock.hpp): released by release(), by closing,
 //    by exit or SIGKILL of the holder.
-//  - Waiting blocks on every slot at once (one short-lived thread per extra slot) and keeps the first
+//  - Waiting blocks on every slot at once (one short-lived thread per extra slot) and keeps the
+//  first
 //    one granted: waiters wake when any slot is released, without polling.
 //  - Not re-entrant; one object holds at most one slot. Not shared-mode capable.
 #pragma once

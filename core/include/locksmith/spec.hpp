@@ -27,8 +27,8 @@
 namespace locksmith {
 
 struct LockSpec {
-  std::string kind;    // "flock", "fcntl", "ofd", "sem"
-  std::string target;  // path (for sem: DIR/NAME)
+  std::string kind;                            // "flock", "fcntl", "ofd", "sem"
+  std::string target;                          // path (for sem: DIR/NAME)
   std::map<std::string, std::string> options;  // raw, validated keys
 
   std::string to_string() const;

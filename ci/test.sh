@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, checks formatting, runs clang-tidy, builds and runs
+# the whole suite under ASan+UBSan, TSan and coverage (gcovr report of core/), then the release
+# build with the benchmark smoke runs; ends with ctest's summary. Exit status: 0 when all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=$(nproc 2>/dev/null || echo 2)
+step() { printf '\n==== %s ====\n' "$*"; }
+SECONDS=0
+
+step "dependencies"
+bash ci/install-deps.sh
+
+step "clang-format"
+mapfile -t sources < <(find core stress harness bench tests -name '*.cpp' -o -name '*.hpp' | sort)
+clang-format --dry-run --Werror "${sources[@]}"
+echo "${#sources[@]} files formatted"
+
+step "debug build (warnings as errors) + clang-tidy"
+cmake --preset debug >/dev/null
+cmake --build --preset debug -j "$jobs"
+run-clang-tidy -p build/debug -quiet -j "$jobs" 'core/src/.*\.cpp$' 'stress/.*\.cpp$' 'harness/.*\.cpp$' \
+  >build/debug/clang-tidy.log 2>&1 || { cat build/debug/clang-tidy.log; exit 1; }
+if grep -E 'warning:|error:' build/debug/clang-tidy.log; then exit 1; fi
+echo "clang-tidy: clean"
+
+for preset in asan tsan coverage; do
+  step "$preset: build and test"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --preset "$preset" -j "$jobs" --label-exclude bench
+done
+
+step "coverage of core/"
+gcovr -r "$root" --filter "$root/core/" --object-directory build/coverage \
+  --txt build/coverage/coverage.txt --print-summary --fail-under-line "${LOCKSMITH_MIN_COVERAGE:-90}"
+tail -n 25 build/coverage/coverage.txt
+
+step "release: build and test (benchmarks as smoke runs)"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+echo "elapsed before the final run: ${SECONDS}s"
+ctest --preset release -j "$jobs"
