@@ -1,0 +1,108 @@
+// Histories: what each worker saw, Jepsen-style, recorded as fixed-size events and checked offline.
+//
+// Each worker appends events to its own history file (history-<worker>.bin in the run directory).
+// The file is a memory-mapped array of Event records: recording one event is a few stores (no
+// system call), and the records are in the page cache the moment they are stored, so they survive
+// the worker being SIGKILLed mid-critical-section. A record is complete when its `magic` byte is
+// set (stored last, with release ordering); a torn last record is ignored on load.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace locksmith::harness {
+
+enum class EventType : std::uint8_t {
+  invoke = 1,      // acquire called; value = wait in ns (-1 forever, 0 no wait)
+  ok = 2,          // acquire succeeded; value = fencing token or -1; witness_* = evidence
+  busy = 3,        // acquire refused without waiting
+  timeout = 4,     // acquire gave up at its deadline
+  fail = 5,        // acquire failed with an error; value = error code value
+  release = 6,     // leaving the critical section (release about to be called);
+                   // value = counter value read in the critical section (-1 if none),
+                   // aux = 1 when the owner witness was overwritten by someone else
+  released = 7,    // release returned ok
+  release_fail = 8,  // release returned an error; value = error code value
+  crash = 9,       // controller: worker was SIGKILLed (worker = victim)
+  pause = 10,      // controller: worker SIGSTOPped
+  resume = 11,     // controller: worker SIGCONTed
+  read = 12,       // reader saw a version of an atomically written file; value = version,
+                   // aux = 1 when the content was partial or corrupt
+  write = 13,      // writer published a version; value = version
+};
+
+enum class Mode : std::uint8_t { exclusive = 0, shared = 1 };
+
+constexpr std::uint8_t kEventMagic = 0xA5;
+
+struct Event {
+  std::uint64_t time_ns = 0;  // CLOCK_MONOTONIC on the recording host
+  std::uint32_t worker = 0;   // unique in the run (across hosts)
+  std::uint32_t op = 0;       // operation number within the worker
+  EventType type = EventType::invoke;
+  Mode mode = Mode::exclusive;
+  std::uint8_t host = 0;  // index of the recording host (0 = the controller's)
+  std::uint8_t magic = 0;  // kEventMagic once the record is complete
+  // Clock-free evidence, taken on entry to the critical section from the occupancy counter in
+  // shared memory: how many OTHER exclusive and shared holders were inside at that moment.
+  std::uint32_t witness_writers = 0;
+  std::uint32_t witness_readers = 0;
+  std::int64_t value = -1;
+  std::int64_t aux = 0;
+};
+static_assert(sizeof(Event) == 40, "the on-disk layout is 40 bytes per event");
+
+const char* to_string(EventType t) noexcept;
+
+// What was run; stored as run.json in the run directory by the controller.
+struct RunInfo {
+  std::string spec;           // the lock spec as given
+  std::string kind;           // "flock", "fcntl", "sem", "broken-noop", ...
+  std::uint32_t max_holders = 1;  // exclusive: 1; semaphore: its maximum
+  bool shared_mix = false;    // workers mix shared and exclusive acquisitions
+  std::uint32_t workers = 0;
+  std::int64_t timeout_ns = -1;  // per-acquire wait (-1 forever)
+  std::int64_t duration_ns = 0;
+  std::uint64_t start_ns = 0;    // CLOCK_MONOTONIC at the start
+  std::string nemesis;           // "", "kill", "pause", "kill,pause"
+  bool counter = true;           // workers incremented a counter file inside the critical section
+};
+
+// All events of one run, from one or more hosts. Events of each host are in time order;
+// `events` is sorted by (host, time_ns, worker), stable within a worker.
+struct History {
+  RunInfo info;
+  std::vector<Event> events;
+};
+
+// Appends events to a memory-mapped history file. Not thread-safe: one recorder per worker thread.
+class Recorder {
+ public:
+  // Creates (or truncates) `path` with room for `capacity` events.
+  Recorder(const std::filesystem::path& path, std::size_t capacity);
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // Stores one event (time_ns is filled in when 0). Returns false when the file is full.
+  bool record(Event e) noexcept;
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  Event* events_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+std::uint64_t monotonic_ns() noexcept;
+
+// Loads every history-*.bin under each directory (plus run.json from the first), sorted.
+// Throws std::runtime_error naming the file on a malformed file.
+History load_history(const std::vector<std::filesystem::path>& dirs);
+// Loads the complete records of one file.
+std::vector<Event> load_events(const std::filesystem::path& file);
+
+}  // namespace locksmith::harness

@@ -1,0 +1,65 @@
+// Reports of stress and probe runs: console table, JSON (stable schema, docs/REPORT_SCHEMA.md),
+// JUnit XML (one test case per primitive and check) and a self-contained HTML page (timeline of
+// holders with violations highlighted, wait-latency histograms, verdict table).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "locksmith/harness/checkers.hpp"
+#include "locksmith/harness/history.hpp"
+
+namespace locksmith::harness {
+
+// A filesystem semantic found by experiment (probe), e.g. name "close_releases_fcntl",
+// value "yes", detail "closing a second fd of the file dropped the process's fcntl lock".
+struct Fact {
+  std::string name;
+  std::string value;   // "yes" / "no" / "error" / "unsupported" / free text (e.g. fs type)
+  std::string detail;
+};
+
+enum class PrimitiveVerdict { safe, unsafe, unsupported };
+const char* to_string(PrimitiveVerdict v) noexcept;  // "SAFE" / "UNSAFE" / "UNSUPPORTED"
+
+struct PrimitiveReport {
+  std::string name;  // "flock", "fcntl", "ofd", "sem", "broken-noop", ...
+  std::string spec;
+  PrimitiveVerdict verdict = PrimitiveVerdict::unsupported;
+  std::string reason;  // why unsupported / unsafe, one line
+  RunInfo info;
+  std::vector<CheckResult> checks;
+  // Statistics: "operations", "acquired", "busy", "timeouts", "failures", "crashes",
+  // "throughput_per_s", "wait_p50_us", "wait_p99_us", "wait_max_us", "overlaps".
+  std::map<std::string, double> stats;
+  std::vector<Interval> timeline;    // a sample (at most a few thousand) for the HTML timeline
+  std::vector<double> wait_us;       // acquire waits in µs (a sample) for histograms
+};
+
+struct Report {
+  std::string command;      // "stress", "probe" or "check"
+  std::string version;      // locksmith version
+  std::string host;         // hostname
+  std::string started_at;   // ISO 8601 UTC
+  double elapsed_s = 0;
+  std::string directory;    // probe: the directory tested
+  std::string peer_directory;
+  std::vector<Fact> facts;  // probe: filesystem type, mount options, semantics
+  std::vector<PrimitiveReport> primitives;
+
+  // 0 when nothing unsafe was seen, 1 when a violation was seen (DESIGN.md exit codes).
+  int exit_code() const noexcept;
+};
+
+// Fills verdict/stats/timeline/wait_us of `p` from its checks and history.
+void summarize(PrimitiveReport& p, const History& h);
+
+void write_console(const Report& r, std::ostream& out, bool color);
+void write_json(const Report& r, std::ostream& out);
+void write_junit(const Report& r, std::ostream& out);
+void write_html(const Report& r, std::ostream& out);
+
+}  // namespace locksmith::harness
