@@ -49,10 +49,11 @@ struct Event {
   // shared memory: how many OTHER exclusive and shared holders were inside at that moment.
   std::uint32_t witness_writers = 0;
   std::uint32_t witness_readers = 0;
+  std::uint32_t reserved = 0;  // keeps value/aux 8-byte aligned; always 0
   std::int64_t value = -1;
   std::int64_t aux = 0;
 };
-static_assert(sizeof(Event) == 40, "the on-disk layout is 40 bytes per event");
+static_assert(sizeof(Event) == 48, "the on-disk layout is 48 bytes per event");
 
 const char* to_string(EventType t) noexcept;
 
