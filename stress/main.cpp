@@ -1,24 +1,44 @@
 // The locksmith command line.
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
+#include "locksmith/harness/engine.hpp"
 #include "run_command.hpp"
+#include "stress_command.hpp"
 
 namespace {
 
 constexpr const char* kSpecHelp =
     "Lock specs: flock:PATH | fcntl:PATH | ofd:PATH | sem:DIR/NAME?max=N | PATH (= flock:PATH)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
-    "  perms=0644, follow_symlinks=1";
+    "  perms=0644, follow_symlinks=1\n"
+    "Deliberately broken locks (stress only; the checkers must catch them):\n"
+    "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH";
+
+void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
+  cmd->add_option("--json", files.json, "Write the report as JSON (docs/REPORT_SCHEMA.md)");
+  cmd->add_option("--junit", files.junit, "Write a JUnit XML report (one case per check)");
+  cmd->add_option("--html", files.html, "Write a self-contained HTML report");
+  cmd->add_flag("--quiet,-q", files.quiet, "No console report");
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Worker processes re-execute this binary; they are not a user-facing command.
+  if (argc == 4 && std::string(argv[1]) == "__worker") {
+    return locksmith::harness::worker_main(argv[2], static_cast<std::uint32_t>(std::atoi(argv[3])));
+  }
+
   CLI::App app{"locksmith: fast, verified file locking"};
   app.set_version_flag("--version", "locksmith 0.1.0");
   app.require_subcommand(1);
   app.footer(kSpecHelp);
 
+  // run
   locksmith::cli::RunRequest run;
   double timeout = -1;
   CLI::App* run_cmd = app.add_subcommand(
@@ -36,6 +56,63 @@ int main(int argc, char** argv) {
   run_cmd->add_option("command", run.command, "COMMAND [ARGS...] after --")->required();
   run_cmd->footer(kSpecHelp);
 
+  // stress
+  locksmith::harness::StressOptions stress;
+  locksmith::cli::ReportFiles stress_files;
+  double duration = 0;
+  std::uint64_t iterations = 0;
+  std::string nemesis;
+  std::int64_t hold_us = 50;
+  double acquire_timeout = 2;
+  std::string history_dir;
+  CLI::App* stress_cmd = app.add_subcommand(
+      "stress",
+      "Run competing worker processes on one lock, record what each saw, and check the\n"
+      "histories (exclusion, shared/exclusive, semaphore bound, timeouts, crash recovery, lost\n"
+      "updates, liveness). Exit 0 when clean, 1 when a violation was seen, 2 on usage or\n"
+      "environment errors.");
+  stress_cmd->add_option("--lock,-l", stress.spec, "Lock spec (see below)")->required();
+  stress_cmd->add_option("--workers,-w", stress.workers, "Worker processes (default 4)")
+      ->check(CLI::Range(1, 256));
+  auto* dur = stress_cmd->add_option("--duration,-d", duration, "Seconds to run")
+                  ->check(CLI::PositiveNumber);
+  auto* iters = stress_cmd
+                    ->add_option("--iterations,-n", iterations,
+                                 "Critical sections per worker (instead of --duration)")
+                    ->check(CLI::PositiveNumber);
+  dur->excludes(iters);
+  stress_cmd->add_option("--nemesis", nemesis,
+                         "Faults to inject, comma-separated: kill (SIGKILL a holder inside its\n"
+                         "critical section), pause (SIGSTOP a holder, resume it later)");
+  stress_cmd->add_option("--hold-us", hold_us, "Microseconds inside each critical section (50)")
+      ->check(CLI::NonNegativeNumber);
+  stress_cmd
+      ->add_option("--timeout,-t", acquire_timeout,
+                   "Seconds each acquire may wait (default 2; 0: do not wait)")
+      ->check(CLI::NonNegativeNumber);
+  stress_cmd
+      ->add_option("--shared-ratio", stress.shared_ratio,
+                   "Fraction of acquisitions taken shared (0..1, default 0)")
+      ->check(CLI::Range(0.0, 1.0));
+  stress_cmd->add_option("--threads", stress.threads,
+                         "Threads per worker process (default 1; 4 for broken:fcntl-threads)");
+  stress_cmd->add_option("--history-dir", history_dir,
+                         "Keep the histories in this directory (for `locksmith check`)");
+  bool no_progress = false;
+  stress_cmd->add_flag("--no-progress", no_progress, "Do not draw a progress bar");
+  add_report_options(stress_cmd, stress_files);
+  stress_cmd->footer(kSpecHelp);
+
+  // check
+  std::vector<std::string> check_dirs;
+  locksmith::cli::ReportFiles check_files;
+  CLI::App* check_cmd = app.add_subcommand(
+      "check",
+      "Re-check recorded histories (one directory per host, from `stress --history-dir`).\n"
+      "Exit 0 when clean, 1 when a violation was seen, 2 on usage or environment errors.");
+  check_cmd->add_option("dirs", check_dirs, "History directories")->required();
+  add_report_options(check_cmd, check_files);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -46,5 +123,36 @@ int main(int argc, char** argv) {
     if (timeout >= 0) run.timeout_seconds = timeout;
     return locksmith::cli::run_locked(run);
   }
+  if (*stress_cmd) {
+    if (*dur) {
+      stress.duration = std::chrono::milliseconds(static_cast<std::int64_t>(duration * 1000));
+    } else if (*iters) {
+      stress.iterations = iterations;
+    } else {
+      stress.duration = std::chrono::milliseconds(5000);
+    }
+    for (std::size_t at = 0; at <= nemesis.size() && !nemesis.empty();) {
+      const auto comma = nemesis.find(',', at);
+      const std::string item = nemesis.substr(at, comma - at);
+      if (item == "kill") {
+        stress.nemesis_kill = true;
+      } else if (item == "pause") {
+        stress.nemesis_pause = true;
+      } else if (!item.empty()) {
+        std::fprintf(stderr, "locksmith stress: unknown nemesis '%s' (known: kill, pause)\n",
+                     item.c_str());
+        return locksmith::cli::kExitUsage;
+      }
+      if (comma == std::string::npos) break;
+      at = comma + 1;
+    }
+    stress.hold = std::chrono::microseconds(hold_us);
+    stress.acquire_timeout =
+        std::chrono::milliseconds(static_cast<std::int64_t>(acquire_timeout * 1000));
+    stress.run_dir = history_dir;
+    stress.progress = !no_progress;
+    return locksmith::cli::run_stress_command(stress, stress_files);
+  }
+  if (*check_cmd) return locksmith::cli::run_check_command(check_dirs, check_files);
   return locksmith::cli::kExitUsage;
 }

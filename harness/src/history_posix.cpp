@@ -64,8 +64,7 @@ std::uint64_t monotonic_ns() noexcept {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-Recorder::Recorder(const std::filesystem::path& path, std::size_t capacity)
-    : capacity_(capacity) {
+Recorder::Recorder(const std::filesystem::path& path, std::size_t capacity) : capacity_(capacity) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (!fd) fail("cannot create history file", path, errno);
   const auto bytes = static_cast<off_t>(capacity * sizeof(Event));

@@ -18,17 +18,17 @@ enum class Verdict { pass, fail, skipped };
 const char* to_string(Verdict v) noexcept;
 
 struct Violation {
-  std::string what;                  // one sentence, names workers and ops
+  std::string what;  // one sentence, names workers and ops
   std::vector<std::uint32_t> workers;
-  std::uint64_t from_ns = 0;         // time range for the timeline
+  std::uint64_t from_ns = 0;  // time range for the timeline
   std::uint64_t to_ns = 0;
 };
 
 struct CheckResult {
-  std::string name;     // "exclusion", "shared-exclusive", "semaphore-bound", ...
+  std::string name;  // "exclusion", "shared-exclusive", "semaphore-bound", ...
   Verdict verdict = Verdict::skipped;
-  std::string summary;  // one line: what was checked, how much
-  std::vector<Violation> violations;   // at most kMaxViolations kept; `violation_count` has all
+  std::string summary;                // one line: what was checked, how much
+  std::vector<Violation> violations;  // at most kMaxViolations kept; `violation_count` has all
   std::uint64_t violation_count = 0;
   std::map<std::string, double> metrics;  // e.g. "critical_sections", "max_wait_ms"
 };
@@ -46,9 +46,9 @@ struct Interval {
   std::uint64_t start_ns = 0;   // ok
   std::uint64_t end_ns = 0;     // release (or crash / end of history)
   bool ended_by_crash = false;
-  bool open = false;            // no release and no crash seen
+  bool open = false;  // no release and no crash seen
   std::int64_t fence = -1;
-  std::int64_t counter = -1;    // counter value read inside
+  std::int64_t counter = -1;  // counter value read inside
   bool witness_overwritten = false;
   std::uint32_t witness_writers = 0;
   std::uint32_t witness_readers = 0;

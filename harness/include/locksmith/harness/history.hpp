@@ -15,22 +15,22 @@
 namespace locksmith::harness {
 
 enum class EventType : std::uint8_t {
-  invoke = 1,      // acquire called; value = wait in ns (-1 forever, 0 no wait)
-  ok = 2,          // acquire succeeded; value = fencing token or -1; witness_* = evidence
-  busy = 3,        // acquire refused without waiting
-  timeout = 4,     // acquire gave up at its deadline
-  fail = 5,        // acquire failed with an error; value = error code value
-  release = 6,     // leaving the critical section (release about to be called);
-                   // value = counter value read in the critical section (-1 if none),
-                   // aux = 1 when the owner witness was overwritten by someone else
-  released = 7,    // release returned ok
+  invoke = 1,        // acquire called; value = wait in ns (-1 forever, 0 no wait)
+  ok = 2,            // acquire succeeded; value = fencing token or -1; witness_* = evidence
+  busy = 3,          // acquire refused without waiting
+  timeout = 4,       // acquire gave up at its deadline
+  fail = 5,          // acquire failed with an error; value = error code value
+  release = 6,       // leaving the critical section (release about to be called);
+                     // value = counter value read in the critical section (-1 if none),
+                     // aux = 1 when the owner witness was overwritten by someone else
+  released = 7,      // release returned ok
   release_fail = 8,  // release returned an error; value = error code value
-  crash = 9,       // controller: worker was SIGKILLed (worker = victim)
-  pause = 10,      // controller: worker SIGSTOPped
-  resume = 11,     // controller: worker SIGCONTed
-  read = 12,       // reader saw a version of an atomically written file; value = version,
-                   // aux = 1 when the content was partial or corrupt
-  write = 13,      // writer published a version; value = version
+  crash = 9,         // controller: worker was SIGKILLed (worker = victim)
+  pause = 10,        // controller: worker SIGSTOPped
+  resume = 11,       // controller: worker SIGCONTed
+  read = 12,         // reader saw a version of an atomically written file; value = version,
+                     // aux = 1 when the content was partial or corrupt
+  write = 13,        // writer published a version; value = version
 };
 
 enum class Mode : std::uint8_t { exclusive = 0, shared = 1 };
@@ -43,7 +43,7 @@ struct Event {
   std::uint32_t op = 0;       // operation number within the worker
   EventType type = EventType::invoke;
   Mode mode = Mode::exclusive;
-  std::uint8_t host = 0;  // index of the recording host (0 = the controller's)
+  std::uint8_t host = 0;   // index of the recording host (0 = the controller's)
   std::uint8_t magic = 0;  // kEventMagic once the record is complete
   // Clock-free evidence, taken on entry to the critical section from the occupancy counter in
   // shared memory: how many OTHER exclusive and shared holders were inside at that moment.
@@ -59,16 +59,16 @@ const char* to_string(EventType t) noexcept;
 
 // What was run; stored as run.json in the run directory by the controller.
 struct RunInfo {
-  std::string spec;           // the lock spec as given
-  std::string kind;           // "flock", "fcntl", "sem", "broken-noop", ...
+  std::string spec;               // the lock spec as given
+  std::string kind;               // "flock", "fcntl", "sem", "broken-noop", ...
   std::uint32_t max_holders = 1;  // exclusive: 1; semaphore: its maximum
-  bool shared_mix = false;    // workers mix shared and exclusive acquisitions
+  bool shared_mix = false;        // workers mix shared and exclusive acquisitions
   std::uint32_t workers = 0;
   std::int64_t timeout_ns = -1;  // per-acquire wait (-1 forever)
   std::int64_t duration_ns = 0;
-  std::uint64_t start_ns = 0;    // CLOCK_MONOTONIC at the start
-  std::string nemesis;           // "", "kill", "pause", "kill,pause"
-  bool counter = true;           // workers incremented a counter file inside the critical section
+  std::uint64_t start_ns = 0;  // CLOCK_MONOTONIC at the start
+  std::string nemesis;         // "", "kill", "pause", "kill,pause"
+  bool counter = true;         // workers incremented a counter file inside the critical section
 };
 
 // All events of one run, from one or more hosts. Events of each host are in time order;

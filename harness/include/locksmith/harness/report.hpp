@@ -18,7 +18,7 @@ namespace locksmith::harness {
 // value "yes", detail "closing a second fd of the file dropped the process's fcntl lock".
 struct Fact {
   std::string name;
-  std::string value;   // "yes" / "no" / "error" / "unsupported" / free text (e.g. fs type)
+  std::string value;  // "yes" / "no" / "error" / "unsupported" / free text (e.g. fs type)
   std::string detail;
 };
 
@@ -35,17 +35,17 @@ struct PrimitiveReport {
   // Statistics: "operations", "acquired", "busy", "timeouts", "failures", "crashes",
   // "throughput_per_s", "wait_p50_us", "wait_p99_us", "wait_max_us", "overlaps".
   std::map<std::string, double> stats;
-  std::vector<Interval> timeline;    // a sample (at most a few thousand) for the HTML timeline
-  std::vector<double> wait_us;       // acquire waits in µs (a sample) for histograms
+  std::vector<Interval> timeline;  // a sample (at most a few thousand) for the HTML timeline
+  std::vector<double> wait_us;     // acquire waits in µs (a sample) for histograms
 };
 
 struct Report {
-  std::string command;      // "stress", "probe" or "check"
-  std::string version;      // locksmith version
-  std::string host;         // hostname
-  std::string started_at;   // ISO 8601 UTC
+  std::string command;     // "stress", "probe" or "check"
+  std::string version;     // locksmith version
+  std::string host;        // hostname
+  std::string started_at;  // ISO 8601 UTC
   double elapsed_s = 0;
-  std::string directory;    // probe: the directory tested
+  std::string directory;  // probe: the directory tested
   std::string peer_directory;
   std::vector<Fact> facts;  // probe: filesystem type, mount options, semantics
   std::vector<PrimitiveReport> primitives;

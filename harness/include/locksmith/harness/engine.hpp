@@ -1,0 +1,74 @@
+// The stress engine: a controller spawns worker processes (re-executing its own binary), each
+// loops acquire -> critical section -> release on one lock spec and records what it saw; the
+// nemesis kills or pauses holders; afterwards the histories are loaded and checked.
+//
+// Clock-free evidence: every worker has a slot in a shared-memory page (state.bin in the run
+// directory). On entering its critical section a worker publishes its mode in its slot and then
+// reads every other slot (sequentially consistent, Dekker style: of two concurrent entrants at
+// least one sees the other), recording how many writers/readers it saw in its ok event. Inside
+// an exclusive section it also works a guarded file next to the lock: it reads the counter,
+// writes its own owner witness, holds, checks the witness is still its own, and writes counter+1.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "locksmith/harness/checkers.hpp"
+#include "locksmith/harness/history.hpp"
+#include "locksmith/lockable.hpp"
+
+namespace locksmith::harness {
+
+struct StressOptions {
+  std::string spec;           // lock spec, incl. the harness's broken:* specs
+  std::uint32_t workers = 4;  // worker processes
+  std::uint32_t threads = 0;  // threads per worker process (0: 1, or 4 for broken:fcntl-threads)
+  std::optional<std::chrono::milliseconds> duration;  // run this long, or
+  std::optional<std::uint64_t> iterations;            // this many critical sections per worker
+  std::chrono::microseconds hold{50};                 // time inside each critical section
+  std::chrono::milliseconds acquire_timeout{2000};    // per acquire (0: do not wait)
+  double shared_ratio = 0;     // fraction of acquisitions that are shared (0: none)
+  bool nemesis_kill = false;   // SIGKILL holders inside their critical section
+  bool nemesis_pause = false;  // SIGSTOP holders, resume them later
+  std::chrono::milliseconds nemesis_interval{300};
+  std::chrono::milliseconds pause_for{200};
+  std::filesystem::path run_dir;      // empty: a fresh temporary directory
+  bool keep_run_dir = false;          // keep histories after the run (always kept if run_dir given)
+  std::uint8_t host = 0;              // host index written into events (multi-host runs)
+  std::uint32_t first_worker_id = 0;  // worker ids start here (multi-host runs)
+  std::string worker_exe;             // binary to re-execute (default: /proc/self/exe)
+  bool progress = false;              // draw a progress bar on stderr
+};
+
+struct StressResult {
+  History history;
+  std::optional<std::int64_t> final_counter;
+  std::vector<CheckResult> checks;
+  std::filesystem::path run_dir;
+  double elapsed_s = 0;
+};
+
+// Runs one stress scenario to completion and checks it. Throws std::runtime_error (or
+// locksmith::LockError for a bad spec) with a message naming what failed.
+StressResult run_stress(const StressOptions& options);
+
+// Entry point of a worker process: `<exe> __worker RUN_DIR PROCESS_INDEX`. Returns the exit code.
+int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index);
+
+// Opens a lock from a spec: the core's specs plus the deliberately broken locks the checkers
+// must catch:
+//   broken:noop:PATH           acquire always succeeds, nothing is locked
+//   broken:create:PATH         check-then-create: stat(), then open(O_CREAT) without O_EXCL
+//   broken:fcntl-threads:PATH  a process-scoped fcntl lock used by several threads of a process
+std::unique_ptr<Lockable> open_harness_lock(const std::string& spec);
+
+// The kind reported for a spec: "flock", "fcntl", "ofd", "sem", "broken-noop", ...
+std::string spec_kind(const std::string& spec);
+
+}  // namespace locksmith::harness

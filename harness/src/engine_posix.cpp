@@ -1,0 +1,557 @@
+// The stress controller and its worker processes (POSIX).
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "locksmith/harness/engine.hpp"
+#include "locksmith/spec.hpp"
+#include "locksmith/unique_fd.hpp"
+
+extern char** environ;
+
+namespace locksmith::harness {
+namespace {
+
+constexpr std::uint32_t kMaxSlots = 512;
+constexpr std::uint32_t kOut = 0;
+constexpr std::uint32_t kInExclusive = 1;
+constexpr std::uint32_t kInShared = 2;
+constexpr std::size_t kGuardSize = 64;
+
+// One per worker thread, on its own cache line.
+struct alignas(64) Slot {
+  std::atomic<std::uint32_t> state{kOut};
+  std::atomic<std::uint32_t> alive{0};
+  std::atomic<std::uint64_t> acquired{0};
+  std::atomic<std::uint64_t> attempts{0};
+};
+
+// state.bin: shared by the controller and every worker of one host.
+struct SharedState {
+  std::atomic<std::uint32_t> stop{0};
+  std::atomic<std::uint32_t> slots_used{0};
+  Slot slots[kMaxSlots];
+};
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
+                  std::atomic<std::uint64_t>::is_always_lock_free,
+              "atomics in shared memory must be lock-free (address-free)");
+
+[[noreturn]] void fail(const std::string& what, const std::filesystem::path& path, int err) {
+  throw std::system_error(err, std::generic_category(), what + " '" + path.string() + "'");
+}
+
+class SharedMap {
+ public:
+  SharedMap(const std::filesystem::path& path, bool create) {
+    const int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0);
+    UniqueFd fd(::open(path.c_str(), flags, 0600));
+    if (!fd) fail("cannot open shared state", path, errno);
+    if (create && ::ftruncate(fd.get(), sizeof(SharedState)) != 0) {
+      fail("cannot size shared state", path, errno);
+    }
+    void* p = ::mmap(nullptr, sizeof(SharedState), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED) fail("cannot map shared state", path, errno);
+    state_ = create ? new (p) SharedState() : static_cast<SharedState*>(p);
+  }
+  ~SharedMap() { ::munmap(state_, sizeof(SharedState)); }
+  SharedMap(const SharedMap&) = delete;
+  SharedMap& operator=(const SharedMap&) = delete;
+  SharedState* operator->() const { return state_; }
+
+ private:
+  SharedState* state_ = nullptr;
+};
+
+// The parameters every worker reads from run.json.
+struct WorkerConfig {
+  std::string spec;
+  std::uint32_t threads = 1;
+  std::uint32_t first_worker_id = 0;
+  std::uint8_t host = 0;
+  std::int64_t hold_ns = 0;
+  std::int64_t timeout_ns = 0;
+  double shared_ratio = 0;
+  std::uint64_t iterations = 0;   // 0: until stop / deadline
+  std::uint64_t deadline_ns = 0;  // 0: none
+  bool counter = false;
+  std::string guard;
+};
+
+WorkerConfig read_config(const std::filesystem::path& run_dir) {
+  std::ifstream in(run_dir / "run.json");
+  if (!in) fail("cannot read", run_dir / "run.json", errno ? errno : ENOENT);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  WorkerConfig c;
+  c.spec = j.at("spec").get<std::string>();
+  c.threads = j.at("threads").get<std::uint32_t>();
+  c.first_worker_id = j.at("first_worker_id").get<std::uint32_t>();
+  c.host = j.at("host").get<std::uint8_t>();
+  c.hold_ns = j.at("hold_ns").get<std::int64_t>();
+  c.timeout_ns = j.at("timeout_ns").get<std::int64_t>();
+  c.shared_ratio = j.at("shared_ratio").get<double>();
+  c.iterations = j.at("iterations").get<std::uint64_t>();
+  const auto duration = j.at("duration_ns").get<std::int64_t>();
+  c.deadline_ns = duration > 0
+                      ? j.at("start_ns").get<std::uint64_t>() + static_cast<std::uint64_t>(duration)
+                      : 0;
+  c.counter = j.at("counter").get<bool>();
+  c.guard = j.at("guard").get<std::string>();
+  return c;
+}
+
+struct GuardContent {
+  std::int64_t counter = 0;
+  std::uint32_t worker = 0;
+  std::uint32_t op = 0;
+};
+
+bool read_guard(int fd, GuardContent& g) {
+  char buf[kGuardSize + 1] = {};
+  const ssize_t n = ::pread(fd, buf, kGuardSize, 0);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  long long counter = 0;
+  unsigned worker = 0;
+  unsigned op = 0;
+  if (std::sscanf(buf, "%lld %u %u", &counter, &worker, &op) != 3) return false;
+  g = {counter, worker, op};
+  return true;
+}
+
+void write_guard(int fd, const GuardContent& g) {
+  char buf[kGuardSize];
+  std::memset(buf, ' ', sizeof buf);
+  const int n = std::snprintf(buf, sizeof buf, "%" PRId64 " %u %u", g.counter, g.worker, g.op);
+  if (n > 0 && static_cast<std::size_t>(n) < sizeof buf) buf[n] = ' ';
+  buf[kGuardSize - 1] = '\n';
+  if (::pwrite(fd, buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf)) {
+    std::perror("locksmith worker: guard write");
+  }
+}
+
+void sleep_ns(std::int64_t ns) {
+  if (ns <= 0) return;
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+// One worker thread: loops acquire -> critical section -> release, recording every step.
+int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
+                  SharedState& shared, std::uint32_t slot_index) {
+  const std::uint32_t id = cfg.first_worker_id + slot_index;
+  Slot& me = shared.slots[slot_index];
+  const std::uint32_t used = shared.slots_used.load();
+  std::unique_ptr<Lockable> lock;
+  UniqueFd guard;
+  try {
+    lock = open_harness_lock(cfg.spec);
+    if (cfg.counter) {
+      guard.reset(::open(cfg.guard.c_str(), O_RDWR | O_CLOEXEC));
+      if (!guard) fail("cannot open guard file", cfg.guard, errno);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "locksmith worker %u: %s\n", id, e.what());
+    return 3;
+  }
+  const std::size_t capacity =
+      cfg.iterations > 0 ? static_cast<std::size_t>(cfg.iterations) * 8 + 64 : std::size_t{1} << 22;
+  Recorder rec(run_dir / ("history-" + std::to_string(id) + ".bin"), capacity);
+  std::mt19937_64 rng(0x9E3779B97F4A7C15ULL ^ id);
+  std::uniform_real_distribution<double> coin(0, 1);
+  me.alive.store(1);
+
+  std::uint64_t done = 0;
+  for (std::uint32_t op = 0;; ++op) {
+    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
+    if (cfg.iterations > 0 && done >= cfg.iterations) break;
+    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    const bool shared_mode = cfg.shared_ratio > 0 && coin(rng) < cfg.shared_ratio;
+    const LockMode mode = shared_mode ? LockMode::shared : LockMode::exclusive;
+    const Mode m = shared_mode ? Mode::shared : Mode::exclusive;
+    Event e;
+    e.worker = id;
+    e.op = op;
+    e.mode = m;
+    e.host = cfg.host;
+    e.type = EventType::invoke;
+    e.value = cfg.timeout_ns;
+    if (!rec.record(e)) break;
+    me.attempts.fetch_add(1, std::memory_order_relaxed);
+    const Clock::time_point deadline =
+        cfg.timeout_ns <= 0 ? Clock::time_point::min()
+                            : Clock::now() + std::chrono::nanoseconds(cfg.timeout_ns);
+    const std::error_code ec = lock->acquire(mode, deadline);
+    e.time_ns = 0;
+    if (ec) {
+      e.type = ec == errc::busy      ? EventType::busy
+               : ec == errc::timeout ? EventType::timeout
+                                     : EventType::fail;
+      e.value = ec.value();
+      rec.record(e);
+      // EDEADLK is the kernel refusing a wait that would deadlock (fcntl locks with several
+      // waiting processes): an outcome to record, not a reason to stop.
+      if (e.type == EventType::fail && ec != std::errc::resource_deadlock_would_occur) {
+        std::fprintf(stderr, "locksmith worker %u: acquire failed: %s\n", id, ec.message().c_str());
+        return 4;
+      }
+      if (cfg.timeout_ns <= 0) std::this_thread::yield();
+      continue;
+    }
+    // Clock-free evidence: publish ourselves, then look at everyone else.
+    me.state.store(shared_mode ? kInShared : kInExclusive, std::memory_order_seq_cst);
+    std::uint32_t writers = 0;
+    std::uint32_t readers = 0;
+    const std::uint32_t n = std::min(shared.slots_used.load(), kMaxSlots);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (i == slot_index) continue;
+      const std::uint32_t s = shared.slots[i].state.load(std::memory_order_seq_cst);
+      writers += s == kInExclusive;
+      readers += s == kInShared;
+    }
+    e.type = EventType::ok;
+    e.value = lock->describe().fence ? static_cast<std::int64_t>(*lock->describe().fence) : -1;
+    e.witness_writers = writers;
+    e.witness_readers = readers;
+    rec.record(e);
+    me.acquired.fetch_add(1, std::memory_order_relaxed);
+
+    std::int64_t counter = -1;
+    std::int64_t overwritten = 0;
+    if (cfg.counter && !shared_mode) {
+      GuardContent g;
+      read_guard(guard.get(), g);
+      counter = g.counter;
+      write_guard(guard.get(), {g.counter, id, op});
+      sleep_ns(cfg.hold_ns);
+      GuardContent again;
+      if (!read_guard(guard.get(), again) || again.worker != id || again.op != op) {
+        overwritten = 1;
+      }
+      write_guard(guard.get(), {counter + 1, id, op});
+    } else {
+      sleep_ns(cfg.hold_ns);
+    }
+    me.state.store(kOut, std::memory_order_seq_cst);
+    e.time_ns = 0;
+    e.type = EventType::release;
+    e.value = counter;
+    e.aux = overwritten;
+    e.witness_writers = 0;
+    e.witness_readers = 0;
+    rec.record(e);
+    const std::error_code rel = lock->release();
+    e.time_ns = 0;
+    e.aux = 0;
+    e.type = rel ? EventType::release_fail : EventType::released;
+    e.value = rel ? rel.value() : -1;
+    rec.record(e);
+    ++done;
+  }
+  (void)used;
+  return 0;
+}
+
+pid_t spawn_worker(const std::string& exe, const std::filesystem::path& run_dir,
+                   std::uint32_t process_index) {
+  const std::string dir = run_dir.string();
+  const std::string index = std::to_string(process_index);
+  std::string arg0 = exe;
+  std::string verb = "__worker";
+  char* argv[] = {arg0.data(), verb.data(), const_cast<char*>(dir.c_str()),
+                  const_cast<char*>(index.c_str()), nullptr};
+  pid_t pid = 0;
+  const int err = ::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, environ);
+  if (err != 0) fail("cannot start worker", exe, err);
+  return pid;
+}
+
+void draw_progress(double elapsed, double total, std::uint64_t acquired, bool done) {
+  const int width = 30;
+  const double frac = total > 0 ? std::min(1.0, elapsed / total) : 0;
+  const int filled = static_cast<int>(frac * width);
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.append(static_cast<std::size_t>(width - filled), '.');
+  std::fprintf(stderr, "\r[%s] %5.1fs elapsed, %5.1fs left, %" PRIu64 " critical sections%s",
+               bar.c_str(), elapsed, std::max(0.0, total - elapsed), acquired, done ? "\n" : "");
+}
+
+std::uint32_t max_holders_of(const std::string& spec) {
+  if (spec.rfind("broken:", 0) == 0) return 1;
+  const LockSpec s = parse_lock_spec(spec);
+  if (s.kind == "sem") return static_cast<std::uint32_t>(std::stoul(s.options.at("max")));
+  return 1;
+}
+
+}  // namespace
+
+int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index) {
+  try {
+    const WorkerConfig cfg = read_config(run_dir);
+    SharedMap shared(run_dir / "state.bin", false);
+    const std::uint32_t base = process_index * cfg.threads;
+    if (base + cfg.threads > kMaxSlots) {
+      std::fprintf(stderr, "locksmith worker: too many workers (max %u)\n", kMaxSlots);
+      return 2;
+    }
+    if (cfg.threads == 1) return worker_thread(run_dir, cfg, *shared.operator->(), base);
+    std::vector<int> codes(cfg.threads, 0);
+    std::vector<std::thread> threads;
+    for (std::uint32_t t = 0; t < cfg.threads; ++t) {
+      threads.emplace_back(
+          [&, t] { codes[t] = worker_thread(run_dir, cfg, *shared.operator->(), base + t); });
+    }
+    for (auto& t : threads) t.join();
+    return *std::max_element(codes.begin(), codes.end());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "locksmith worker: %s\n", e.what());
+    return 2;
+  }
+}
+
+StressResult run_stress(const StressOptions& o) {
+  if (o.workers == 0) throw std::invalid_argument("--workers must be at least 1");
+  if (!o.duration && !o.iterations) throw std::invalid_argument("need a duration or iterations");
+  const std::string kind = spec_kind(o.spec);
+  std::uint32_t threads = o.threads;
+  if (threads == 0) threads = kind == "broken-fcntl-threads" ? 4 : 1;
+  const std::uint32_t max_holders = max_holders_of(o.spec);
+  std::string target;
+  bool shared_ok = true;
+  {
+    auto probe = open_harness_lock(o.spec);  // validates the spec before anything starts
+    target = probe->describe().target;
+    shared_ok = probe->supports_shared();
+  }
+  if (o.shared_ratio > 0 && !shared_ok) {
+    throw std::invalid_argument("'" + o.spec + "' has no shared mode");
+  }
+
+  StressResult result;
+  bool remove_dir = false;
+  if (o.run_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/locksmith-run-XXXXXX";
+    if (::mkdtemp(templ.data()) == nullptr) fail("cannot create run directory", templ, errno);
+    result.run_dir = templ;
+    remove_dir = !o.keep_run_dir;
+  } else {
+    result.run_dir = o.run_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(result.run_dir, ec);
+    if (ec) fail("cannot create run directory", result.run_dir, ec.value());
+  }
+  struct Cleanup {
+    std::filesystem::path dir;
+    bool active;
+    ~Cleanup() {
+      std::error_code ec;
+      if (active) std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{result.run_dir, remove_dir};
+
+  const bool counter = max_holders == 1;
+  const std::string guard = target + ".guard";
+  if (counter) {
+    UniqueFd g(::open(guard.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!g) fail("cannot create guard file", guard, errno);
+    write_guard(g.get(), {0, 0, 0});
+  }
+
+  std::string nemesis;
+  if (o.nemesis_kill) nemesis = "kill";
+  if (o.nemesis_pause) nemesis += nemesis.empty() ? "pause" : ",pause";
+  const std::uint64_t start = monotonic_ns();
+  const std::int64_t duration_ns =
+      o.duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(*o.duration).count() : 0;
+  nlohmann::json j = {
+      {"spec", o.spec},
+      {"kind", kind},
+      {"max_holders", max_holders},
+      {"shared_mix", o.shared_ratio > 0},
+      {"workers", o.workers * threads},
+      {"threads", threads},
+      {"timeout_ns",
+       std::chrono::duration_cast<std::chrono::nanoseconds>(o.acquire_timeout).count()},
+      {"duration_ns", duration_ns},
+      {"iterations", o.iterations.value_or(0)},
+      {"hold_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(o.hold).count()},
+      {"shared_ratio", o.shared_ratio},
+      {"start_ns", start},
+      {"nemesis", nemesis},
+      {"counter", counter},
+      {"guard", guard},
+      {"host", o.host},
+      {"first_worker_id", o.first_worker_id},
+  };
+  {
+    std::ofstream out(result.run_dir / "run.json");
+    out << j.dump(2) << '\n';
+    if (!out) fail("cannot write", result.run_dir / "run.json", errno);
+  }
+  SharedMap shared(result.run_dir / "state.bin", true);
+  Recorder controller(result.run_dir / "history-controller.bin", 1 << 16);
+  const std::string exe = o.worker_exe.empty() ? "/proc/self/exe" : o.worker_exe;
+
+  struct Proc {
+    pid_t pid;
+    std::uint32_t index;
+  };
+  std::vector<Proc> procs;
+  std::uint32_t next_index = 0;
+  auto start_one = [&] {
+    if ((next_index + 1) * threads > kMaxSlots) return false;
+    shared->slots_used.store((next_index + 1) * threads);
+    procs.push_back({spawn_worker(exe, result.run_dir, next_index), next_index});
+    ++next_index;
+    return true;
+  };
+  for (std::uint32_t i = 0; i < o.workers; ++i) start_one();
+
+  std::mt19937 rng(static_cast<unsigned>(start));
+  std::string worker_error;
+  auto reap = [&](bool block) {
+    for (auto it = procs.begin(); it != procs.end();) {
+      int status = 0;
+      const pid_t r = ::waitpid(it->pid, &status, block ? 0 : WNOHANG);
+      if (r == it->pid) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && worker_error.empty()) {
+          worker_error = "worker process " + std::to_string(it->index) + " exited with status " +
+                         std::to_string(WEXITSTATUS(status)) + " (see its message above)";
+        } else if (WIFSIGNALED(status) && worker_error.empty()) {
+          worker_error = "worker process " + std::to_string(it->index) + " died of signal " +
+                         std::to_string(WTERMSIG(status));
+        }
+        it = procs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  };
+  auto record_for = [&](const Proc& p, EventType type) {
+    for (std::uint32_t t = 0; t < threads; ++t) {
+      Event e;
+      e.type = type;
+      e.worker = o.first_worker_id + p.index * threads + t;
+      e.host = o.host;
+      controller.record(e);
+    }
+  };
+  auto stop_and_wait = [](pid_t pid) {
+    ::kill(pid, SIGSTOP);
+    int status = 0;
+    return ::waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status);
+  };
+  auto pick_holder = [&]() -> const Proc* {
+    std::vector<const Proc*> holders;
+    for (const auto& p : procs) {
+      for (std::uint32_t t = 0; t < threads; ++t) {
+        if (shared->slots[p.index * threads + t].state.load() != kOut) {
+          holders.push_back(&p);
+          break;
+        }
+      }
+    }
+    if (holders.empty()) return nullptr;
+    return holders[std::uniform_int_distribution<std::size_t>(0, holders.size() - 1)(rng)];
+  };
+
+  const bool tty = o.progress && ::isatty(STDERR_FILENO);
+  const double total_s = duration_ns > 0 ? static_cast<double>(duration_ns) / 1e9 : 0;
+  auto acquired_total = [&] {
+    std::uint64_t n = 0;
+    const std::uint32_t used = std::min(shared->slots_used.load(), kMaxSlots);
+    for (std::uint32_t i = 0; i < used; ++i) n += shared->slots[i].acquired.load();
+    return n;
+  };
+  std::uint64_t next_nemesis =
+      start + static_cast<std::uint64_t>(o.nemesis_interval.count()) * 1000000;
+  std::uint64_t last_draw = 0;
+  const std::uint64_t grace_ns =
+      static_cast<std::uint64_t>(std::chrono::nanoseconds(o.acquire_timeout).count()) +
+      10000000000ULL;
+  std::uint64_t stop_at = 0;
+  for (;;) {
+    reap(false);
+    const std::uint64_t now = monotonic_ns();
+    if (duration_ns > 0 && now >= start + static_cast<std::uint64_t>(duration_ns) && stop_at == 0) {
+      shared->stop.store(1);
+      stop_at = now;
+    }
+    if (procs.empty()) break;
+    if (stop_at != 0 && now - stop_at > grace_ns) {
+      for (const auto& p : procs) ::kill(p.pid, SIGKILL);
+      reap(true);
+      if (worker_error.empty()) worker_error = "workers did not stop within the grace period";
+      break;
+    }
+    if (stop_at == 0 && (o.nemesis_kill || o.nemesis_pause) && now >= next_nemesis) {
+      next_nemesis = now + static_cast<std::uint64_t>(o.nemesis_interval.count()) * 1000000;
+      const bool kill_now =
+          o.nemesis_kill && (!o.nemesis_pause || std::uniform_int_distribution<int>(0, 1)(rng));
+      if (const Proc* victim = pick_holder()) {
+        const Proc v = *victim;
+        if (stop_and_wait(v.pid)) {
+          if (kill_now) {
+            // Frozen, the victim still holds the lock: record its crash and clear its slots
+            // before the kill lets anybody else in, so no one sees a dead holder.
+            record_for(v, EventType::crash);
+            for (std::uint32_t t = 0; t < threads; ++t) {
+              shared->slots[v.index * threads + t].state.store(kOut);
+            }
+            ::kill(v.pid, SIGKILL);
+            int status = 0;
+            ::waitpid(v.pid, &status, 0);
+            procs.erase(std::find_if(procs.begin(), procs.end(),
+                                     [&](const Proc& p) { return p.pid == v.pid; }));
+            start_one();
+          } else {
+            record_for(v, EventType::pause);
+            sleep_ns(std::chrono::nanoseconds(o.pause_for).count());
+            record_for(v, EventType::resume);
+            ::kill(v.pid, SIGCONT);
+          }
+        }
+      }
+    }
+    if (tty && now - last_draw > 100000000) {
+      draw_progress(static_cast<double>(now - start) / 1e9, total_s, acquired_total(), false);
+      last_draw = now;
+    }
+    sleep_ns(5000000);
+  }
+  if (tty)
+    draw_progress(static_cast<double>(monotonic_ns() - start) / 1e9, total_s, acquired_total(),
+                  true);
+  result.elapsed_s = static_cast<double>(monotonic_ns() - start) / 1e9;
+  if (!worker_error.empty()) throw std::runtime_error(worker_error);
+
+  if (counter) {
+    UniqueFd g(::open(guard.c_str(), O_RDONLY | O_CLOEXEC));
+    GuardContent content;
+    if (g && read_guard(g.get(), content)) result.final_counter = content.counter;
+    ::unlink(guard.c_str());
+  }
+  result.history = load_history({result.run_dir});
+  result.checks = check_all(result.history, result.final_counter);
+  return result;
+}
+
+}  // namespace locksmith::harness

@@ -1,0 +1,18 @@
+// `locksmith stress` and `locksmith check`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "locksmith/harness/engine.hpp"
+#include "report_output.hpp"
+
+namespace locksmith::cli {
+
+// Runs one scenario, checks it, reports. Exit: 0 clean, 1 violation, 2 usage/environment.
+int run_stress_command(const harness::StressOptions& options, const ReportFiles& files);
+
+// Re-checks recorded histories (one directory per host). Same exit codes.
+int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& files);
+
+}  // namespace locksmith::cli
