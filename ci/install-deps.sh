@@ -13,6 +13,8 @@ packages=(
   # peers and tools used by the tests
   redis-server python3 python3-portalocker python3-flufl.lock python3-lockfile python3-redis
   liblockfile-bin util-linux procps
+  # Windows side of the platform split: compile check with mingw-w64
+  g++-mingw-w64-x86-64-posix
 )
 
 missing=()

@@ -17,6 +17,9 @@ mapfile -t sources < <(find core stress harness bench tests -name '*.cpp' -o -na
 clang-format --dry-run --Werror "${sources[@]}"
 echo "${#sources[@]} files formatted"
 
+step "windows: core compiles with mingw-w64"
+bash ci/windows-check.sh
+
 step "debug build (warnings as errors) + clang-tidy"
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j "$jobs"

@@ -136,6 +136,13 @@ TemporaryFileLock::TemporaryFileLock(std::filesystem::path path, LockOptions opt
 std::error_code TemporaryFileLock::before_unlock() noexcept {
   // Unlink while still locked, and only if the path is still ours: after a third party replaced
   // it, the path belongs to whoever created the new file.
+  // A shared holder unlinks only when it is the last holder (it can turn its lock exclusive
+  // without waiting); otherwise the next exclusive locker would create a fresh file beside the
+  // remaining shared holders. A failed conversion loses nothing: we are releasing anyway.
+  if (held_mode() == LockMode::shared &&
+      lock_until(native(), LockMode::exclusive, options().backend, Clock::time_point::min())) {
+    return {};
+  }
   bool same = false;
   std::error_code ec = detail::names_same_file(native(), path(), same);
   if (ec || !same) return ec;

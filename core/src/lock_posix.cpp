@@ -105,7 +105,7 @@ bool is_busy_errno(int err) noexcept {
 void Waiter::cancel() noexcept {
   cancelled_.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> guard(mutex_);
-  if (timer_ != nullptr) arm_now_locked();
+  if (has_timer_) arm_now_locked();
 }
 
 bool Waiter::arm_now_locked() noexcept {
@@ -156,6 +156,7 @@ std::error_code Waiter::wait(native_handle fd, LockMode mode, Backend b,
   {
     std::lock_guard<std::mutex> guard(mutex_);
     timer_ = timer;
+    has_timer_ = true;
     if (cancelled_.load(std::memory_order_acquire)) {
       arm_now_locked();
     } else if (deadline != kForever) {
@@ -193,6 +194,7 @@ std::error_code Waiter::wait(native_handle fd, LockMode mode, Backend b,
     std::lock_guard<std::mutex> guard(mutex_);
     ::timer_delete(timer);
     timer_ = nullptr;
+    has_timer_ = false;
   }
   // A cancelled wait that nevertheless got the lock reports success; the caller decides.
   return result;
@@ -206,28 +208,6 @@ std::error_code Waiter::wait(native_handle fd, LockMode mode, Backend b,
 int wake_signal() noexcept {
   static const int signo = detail::choose_wake_signal();
   return signo;
-}
-
-std::string_view to_string(Backend b) noexcept {
-  switch (b) {
-    case Backend::flock:
-      return "flock";
-    case Backend::posix:
-      return "posix";
-    case Backend::ofd:
-      return "ofd";
-    case Backend::windows:
-      return "windows";
-    case Backend::link:
-      return "link";
-    case Backend::auto_:
-      return "auto";
-  }
-  return "unknown";
-}
-
-std::string_view to_string(LockMode m) noexcept {
-  return m == LockMode::exclusive ? "exclusive" : "shared";
 }
 
 std::error_code lock_until(native_handle h, LockMode mode, Backend b,
@@ -244,15 +224,6 @@ std::error_code lock_until(native_handle h, LockMode mode, Backend b,
   if (Clock::now() >= deadline) return make_error_code(errc::busy);
   detail::Waiter waiter;
   return waiter.wait(h, mode, b, deadline);
-}
-
-std::error_code lock(native_handle h, LockFlags flags, Backend b) noexcept {
-  const bool sh = has(flags, LockFlags::shared);
-  const bool ex = has(flags, LockFlags::exclusive);
-  if (has(flags, LockFlags::unblock) && !sh && !ex) return unlock(h, b);
-  if (sh == ex) return std::make_error_code(std::errc::invalid_argument);
-  const auto deadline = has(flags, LockFlags::non_blocking) ? Clock::time_point::min() : kForever;
-  return lock_until(h, ex ? LockMode::exclusive : LockMode::shared, b, deadline);
 }
 
 std::error_code unlock(native_handle h, Backend b) noexcept {

@@ -162,7 +162,12 @@ LockSpec parse_lock_spec(std::string_view spec) {
   // Validate values now, so that errors surface at parse time.
   for (const auto& [key, value] : out.options) {
     if (key == "timeout") {
-      parse_duration(value);
+      try {
+        parse_duration(value);
+      } catch (const LockError&) {
+        bad_spec(spec,
+                 cat("timeout must be a duration such as 250ms, 1.5s or 2m, not '", value, "'"));
+      }
     } else if (key == "perms") {
       if (parse_unsigned(spec, key, value, 8) > 07777) bad_spec(spec, "perms out of range");
     } else if (key == "max") {
@@ -179,7 +184,9 @@ LockSpec parse_lock_spec(std::string_view spec) {
   return out;
 }
 
-std::unique_ptr<Lockable> open_lock(const LockSpec& spec) {
+std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
+  // A LockSpec may be built by hand: check it as if it had been parsed (kind, options, values).
+  const LockSpec spec = parse_lock_spec(unchecked.to_string());
   const std::string text = spec.to_string();
   auto flag = [&](const char* key) {
     const auto it = spec.options.find(key);

@@ -39,8 +39,11 @@ class Waiter {
   bool arm_now_locked() noexcept;
 
   std::atomic<bool> cancelled_{false};
-  std::mutex mutex_;       // guards timer_ and armed_
+  std::mutex mutex_;       // guards timer_, has_timer_ and armed_
   void* timer_ = nullptr;  // timer_t, spelled portably
+  // Whether timer_ is live. Not `timer_ != nullptr`: glibc's timer_t is the kernel timer id cast
+  // to a pointer, and the first timer of a process has id 0, i.e. nullptr.
+  bool has_timer_ = false;
   bool armed_ = false;
 };
 
