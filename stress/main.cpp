@@ -98,6 +98,16 @@ int main(int argc, char** argv) {
                          "Threads per worker process (default 1; 4 for broken:fcntl-threads)");
   stress_cmd->add_option("--history-dir", history_dir,
                          "Keep the histories in this directory (for `locksmith check`)");
+  std::string rendezvous;
+  std::uint32_t hosts = 1;
+  std::uint32_t host_index = 0;
+  stress_cmd->add_option("--rendezvous", rendezvous,
+                         "Multi-host run: a fresh directory on the shared filesystem where the\n"
+                         "controllers of all hosts meet; each keeps its histories in host-K/");
+  stress_cmd->add_option("--hosts", hosts, "Multi-host run: how many hosts take part")
+      ->check(CLI::Range(1, 200));
+  stress_cmd->add_option("--host-index", host_index, "Multi-host run: this host's index, 0..N-1")
+      ->check(CLI::Range(0, 199));
   bool no_progress = false;
   stress_cmd->add_flag("--no-progress", no_progress, "Do not draw a progress bar");
   add_report_options(stress_cmd, stress_files);
@@ -150,6 +160,9 @@ int main(int argc, char** argv) {
     stress.acquire_timeout =
         std::chrono::milliseconds(static_cast<std::int64_t>(acquire_timeout * 1000));
     stress.run_dir = history_dir;
+    stress.rendezvous = rendezvous;
+    stress.hosts = hosts;
+    stress.host = static_cast<std::uint8_t>(host_index);
     stress.progress = !no_progress;
     return locksmith::cli::run_stress_command(stress, stress_files);
   }

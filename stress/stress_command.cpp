@@ -1,5 +1,6 @@
 #include "stress_command.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -27,7 +28,12 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
   p.checks = result.checks;
   harness::summarize(p, result.history);
   report.primitives.push_back(std::move(p));
-  if (!options.run_dir.empty() && !files.quiet) {
+  if (!options.rendezvous.empty() && !files.quiet) {
+    std::printf(
+        "host %u histories in %s; once every host is done, check them together with:\n"
+        "  locksmith check %s\n",
+        static_cast<unsigned>(options.host), result.run_dir.c_str(), options.rendezvous.c_str());
+  } else if (!options.run_dir.empty() && !files.quiet) {
     std::printf("histories kept in %s (re-check with: locksmith check %s)\n",
                 result.run_dir.c_str(), result.run_dir.c_str());
   }
@@ -37,7 +43,23 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
 int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& files) {
   harness::Report report;
   report.command = "check";
-  std::vector<std::filesystem::path> paths(dirs.begin(), dirs.end());
+  // A rendezvous directory of a multi-host run stands for its host-* directories.
+  std::vector<std::filesystem::path> paths;
+  for (const auto& d : dirs) {
+    std::vector<std::filesystem::path> hosts;
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(d) / "run.json", ec)) {
+      for (const auto& entry : std::filesystem::directory_iterator(d, ec)) {
+        if (entry.path().filename().string().rfind("host-", 0) == 0) hosts.push_back(entry.path());
+      }
+    }
+    std::sort(hosts.begin(), hosts.end());
+    if (hosts.empty()) {
+      paths.emplace_back(d);
+    } else {
+      paths.insert(paths.end(), hosts.begin(), hosts.end());
+    }
+  }
   harness::History history;
   try {
     history = harness::load_history(paths);
@@ -46,8 +68,8 @@ int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& f
     return kExitUsage;
   }
   if (history.events.empty()) {
-    std::fprintf(stderr, "locksmith check: no events in %zu director%s\n", dirs.size(),
-                 dirs.size() == 1 ? "y" : "ies");
+    std::fprintf(stderr, "locksmith check: no events in %zu director%s\n", paths.size(),
+                 paths.size() == 1 ? "y" : "ies");
     return kExitUsage;
   }
   harness::PrimitiveReport p;

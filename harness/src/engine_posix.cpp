@@ -94,7 +94,7 @@ struct WorkerConfig {
   std::string guard;
 };
 
-WorkerConfig read_config(const std::filesystem::path& run_dir) {
+WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t process_index) {
   std::ifstream in(run_dir / "run.json");
   if (!in) fail("cannot read", run_dir / "run.json", errno ? errno : ENOENT);
   const nlohmann::json j = nlohmann::json::parse(in);
@@ -113,6 +113,11 @@ WorkerConfig read_config(const std::filesystem::path& run_dir) {
                       : 0;
   c.counter = j.at("counter").get<bool>();
   c.guard = j.at("guard").get<std::string>();
+  // Odd-numbered processes reach the lock through the peer mount, when there is one.
+  if (process_index % 2 == 1 && !j.value("peer_spec", "").empty()) {
+    c.spec = j.at("peer_spec").get<std::string>();
+    c.guard = j.at("peer_guard").get<std::string>();
+  }
   return c;
 }
 
@@ -293,6 +298,38 @@ void draw_progress(double elapsed, double total, std::uint64_t acquired, bool do
                bar.c_str(), elapsed, std::max(0.0, total - elapsed), acquired, done ? "\n" : "");
 }
 
+// Every host writes ready-K once its guard file and run directory exist (host 0 first creates
+// the guarded file), then waits until all hosts are ready. The directory is polled: on NFS
+// nothing else can wake us.
+void rendezvous(const StressOptions& o) {
+  const auto ready = o.rendezvous / ("ready-" + std::to_string(o.host));
+  if (std::error_code ec; std::filesystem::exists(ready, ec)) {
+    throw std::runtime_error("'" + ready.string() +
+                             "' exists already: use a fresh rendezvous directory for each run");
+  }
+  {
+    std::ofstream out(ready);
+    out << ::getpid() << '\n';
+    if (!out) fail("cannot write", ready, errno);
+  }
+  const std::uint64_t give_up =
+      monotonic_ns() + static_cast<std::uint64_t>(o.rendezvous_timeout.count()) * 1000000000ULL;
+  for (;;) {
+    std::uint32_t seen = 0;
+    for (std::uint32_t k = 0; k < o.hosts; ++k) {
+      std::error_code ec;
+      seen += std::filesystem::exists(o.rendezvous / ("ready-" + std::to_string(k)), ec) ? 1 : 0;
+    }
+    if (seen == o.hosts) return;
+    if (monotonic_ns() >= give_up) {
+      throw std::runtime_error("rendezvous in '" + o.rendezvous.string() + "': only " +
+                               std::to_string(seen) + " of " + std::to_string(o.hosts) +
+                               " hosts checked in within the timeout");
+    }
+    sleep_ns(10000000);
+  }
+}
+
 std::uint32_t max_holders_of(const std::string& spec) {
   if (spec.rfind("broken:", 0) == 0) return 1;
   const LockSpec s = parse_lock_spec(spec);
@@ -304,7 +341,7 @@ std::uint32_t max_holders_of(const std::string& spec) {
 
 int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index) {
   try {
-    const WorkerConfig cfg = read_config(run_dir);
+    const WorkerConfig cfg = read_config(run_dir, process_index);
     SharedMap shared(run_dir / "state.bin", false);
     const std::uint32_t base = process_index * cfg.threads;
     if (base + cfg.threads > kMaxSlots) {
@@ -346,7 +383,18 @@ StressResult run_stress(const StressOptions& o) {
 
   StressResult result;
   bool remove_dir = false;
-  if (o.run_dir.empty()) {
+  const bool multi_host = !o.rendezvous.empty();
+  if (multi_host && o.host >= o.hosts) {
+    throw std::invalid_argument("--host-index must be below --hosts");
+  }
+  const std::uint32_t first_worker_id = multi_host ? o.host * 1000u : 0u;
+  if (multi_host) {
+    result.run_dir = o.rendezvous / ("host-" + std::to_string(o.host));
+    std::error_code ec;
+    std::filesystem::remove_all(result.run_dir, ec);
+    std::filesystem::create_directories(result.run_dir, ec);
+    if (ec) fail("cannot create run directory", result.run_dir, ec.value());
+  } else if (o.run_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/locksmith-run-XXXXXX";
     if (::mkdtemp(templ.data()) == nullptr) fail("cannot create run directory", templ, errno);
@@ -369,7 +417,14 @@ StressResult run_stress(const StressOptions& o) {
 
   const bool counter = max_holders == 1;
   const std::string guard = target + ".guard";
-  if (counter) {
+  std::string peer_guard;
+  if (!o.peer_spec.empty()) {
+    if (spec_kind(o.peer_spec) != kind) {
+      throw std::invalid_argument("the peer spec must be the same kind of lock as the spec");
+    }
+    peer_guard = open_harness_lock(o.peer_spec)->describe().target + ".guard";
+  }
+  if (counter && (!multi_host || o.host == 0)) {
     UniqueFd g(::open(guard.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (!g) fail("cannot create guard file", guard, errno);
     write_guard(g.get(), {0, 0, 0});
@@ -398,8 +453,11 @@ StressResult run_stress(const StressOptions& o) {
       {"nemesis", nemesis},
       {"counter", counter},
       {"guard", guard},
+      {"peer_spec", o.peer_spec},
+      {"peer_guard", peer_guard},
       {"host", o.host},
-      {"first_worker_id", o.first_worker_id},
+      {"hosts", o.hosts},
+      {"first_worker_id", first_worker_id},
   };
   {
     std::ofstream out(result.run_dir / "run.json");
@@ -423,6 +481,7 @@ StressResult run_stress(const StressOptions& o) {
     ++next_index;
     return true;
   };
+  if (multi_host) rendezvous(o);
   for (std::uint32_t i = 0; i < o.workers; ++i) start_one();
 
   std::mt19937 rng(static_cast<unsigned>(start));
@@ -449,7 +508,7 @@ StressResult run_stress(const StressOptions& o) {
     for (std::uint32_t t = 0; t < threads; ++t) {
       Event e;
       e.type = type;
-      e.worker = o.first_worker_id + p.index * threads + t;
+      e.worker = first_worker_id + p.index * threads + t;
       e.host = o.host;
       controller.record(e);
     }
@@ -543,7 +602,7 @@ StressResult run_stress(const StressOptions& o) {
   result.elapsed_s = static_cast<double>(monotonic_ns() - start) / 1e9;
   if (!worker_error.empty()) throw std::runtime_error(worker_error);
 
-  if (counter) {
+  if (counter && !multi_host) {  // other hosts may still be counting
     UniqueFd g(::open(guard.c_str(), O_RDONLY | O_CLOEXEC));
     GuardContent content;
     if (g && read_guard(g.get(), content)) result.final_counter = content.counter;

@@ -26,7 +26,10 @@
 namespace locksmith::harness {
 
 struct StressOptions {
-  std::string spec;           // lock spec, incl. the harness's broken:* specs
+  std::string spec;  // lock spec, incl. the harness's broken:* specs
+  // The same lock through a second mount of the same export: odd-numbered worker processes use
+  // it (probe --peer-dir). Empty: every worker uses `spec`.
+  std::string peer_spec;
   std::uint32_t workers = 4;  // worker processes
   std::uint32_t threads = 0;  // threads per worker process (0: 1, or 4 for broken:fcntl-threads)
   std::optional<std::chrono::milliseconds> duration;  // run this long, or
@@ -38,12 +41,18 @@ struct StressOptions {
   bool nemesis_pause = false;  // SIGSTOP holders, resume them later
   std::chrono::milliseconds nemesis_interval{300};
   std::chrono::milliseconds pause_for{200};
-  std::filesystem::path run_dir;      // empty: a fresh temporary directory
-  bool keep_run_dir = false;          // keep histories after the run (always kept if run_dir given)
-  std::uint8_t host = 0;              // host index written into events (multi-host runs)
-  std::uint32_t first_worker_id = 0;  // worker ids start here (multi-host runs)
-  std::string worker_exe;             // binary to re-execute (default: /proc/self/exe)
-  bool progress = false;              // draw a progress bar on stderr
+  std::filesystem::path run_dir;  // empty: a fresh temporary directory
+  bool keep_run_dir = false;      // keep histories after the run (always kept if run_dir given)
+  // Multi-host runs: one controller per host, all pointed at the same `rendezvous` directory on
+  // the shared filesystem. Host K keeps its histories in rendezvous/host-K (worker ids from
+  // K*1000), host 0 creates the guarded file, and every host starts once all `hosts` have checked
+  // in. Re-check the union afterwards with `locksmith check RENDEZVOUS`.
+  std::filesystem::path rendezvous;
+  std::uint32_t hosts = 1;
+  std::uint8_t host = 0;  // this host's index
+  std::chrono::seconds rendezvous_timeout{120};
+  std::string worker_exe;  // binary to re-execute (default: /proc/self/exe)
+  bool progress = false;   // draw a progress bar on stderr
 };
 
 struct StressResult {

@@ -1,0 +1,30 @@
+// `locksmith probe`: is locking safe on the filesystem holding a directory? For every file
+// primitive, a short stress run with competing processes (verdict SAFE / UNSAFE / UNSUPPORTED
+// with its evidence), plus the filesystem's semantics found by experiment (fs_probe.hpp).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "locksmith/harness/report.hpp"
+
+namespace locksmith::harness {
+
+struct ProbeOptions {
+  std::filesystem::path dir;       // empty: a fresh temporary directory, removed afterwards
+  std::filesystem::path peer_dir;  // a second mount of the same export (half the workers)
+  std::chrono::milliseconds duration{1000};  // stress time per primitive
+  std::uint32_t workers = 4;
+  std::string worker_exe;          // default: /proc/self/exe
+  bool progress = false;           // one line per primitive on stderr
+  // Primitives to probe (default: all file primitives of this build).
+  std::vector<std::string> only;
+};
+
+// Runs the probe. Throws std::runtime_error naming the directory when it cannot be used at all
+// (missing, not a directory, not writable).
+Report run_probe(const ProbeOptions& options);
+
+}  // namespace locksmith::harness

@@ -1,0 +1,163 @@
+// End-to-end stress runs through the real engine: worker processes re-executing the locksmith
+// binary, histories on disk, real checkers. The checkers are trusted only because every broken
+// lock below is reported as a violation in every one of 20 short runs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "locksmith/harness/engine.hpp"
+#include "test_support.hpp"
+
+namespace locksmith::harness {
+namespace {
+
+StressOptions short_run(const std::string& spec) {
+  StressOptions o;
+  o.spec = spec;
+  o.workers = 4;
+  o.iterations = 100;
+  o.hold = std::chrono::microseconds(50);
+  o.acquire_timeout = std::chrono::milliseconds(5000);
+  o.worker_exe = LOCKSMITH_BINARY;
+  return o;
+}
+
+const CheckResult* find_check(const StressResult& r, const std::string& name) {
+  const auto it = std::find_if(r.checks.begin(), r.checks.end(),
+                               [&](const CheckResult& c) { return c.name == name; });
+  return it == r.checks.end() ? nullptr : &*it;
+}
+
+std::string failures(const StressResult& r) {
+  std::string out;
+  for (const auto& c : r.checks) {
+    if (c.verdict == Verdict::fail) out += c.name + ": " + c.summary + "\n";
+  }
+  return out;
+}
+
+std::uint64_t count(const History& h, EventType t) {
+  return static_cast<std::uint64_t>(
+      std::count_if(h.events.begin(), h.events.end(), [&](const Event& e) { return e.type == t; }));
+}
+
+class BrokenLockTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BrokenLockTest, ReportedAsViolationInEveryOneOfTwentyRuns) {
+  test::TempDir dir;
+  for (int run = 0; run < 20; ++run) {
+    StressOptions o = short_run(GetParam() + (dir / "broken.lock").string());
+    if (GetParam() == "broken:fcntl-threads:") o.workers = 2;
+    const StressResult r = run_stress(o);
+    const CheckResult* exclusion = find_check(r, "exclusion");
+    ASSERT_NE(exclusion, nullptr);
+    EXPECT_EQ(exclusion->verdict, Verdict::fail) << "run " << run << " of " << GetParam();
+    EXPECT_GT(exclusion->violation_count, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Harness, BrokenLockTest,
+                         ::testing::Values("broken:noop:", "broken:create:",
+                                           "broken:fcntl-threads:"),
+                         [](const auto& info) {
+                           std::string name = info.param.substr(7);
+                           name.pop_back();
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+class CorrectLockTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CorrectLockTest, CleanRunWithEveryUpdateCounted) {
+  test::TempDir dir;
+  const StressResult r = run_stress(short_run(GetParam() + (dir / "good.lock").string()));
+  EXPECT_EQ(failures(r), "");
+  EXPECT_EQ(count(r.history, EventType::ok), 400u);
+  ASSERT_TRUE(r.final_counter.has_value());
+  EXPECT_EQ(*r.final_counter, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(Harness, CorrectLockTest, ::testing::Values("flock:", "fcntl:", "ofd:"),
+                         [](const auto& info) {
+                           return info.param.substr(0, info.param.size() - 1);
+                         });
+
+TEST(Harness, SharedAndExclusiveMixIsClean) {
+  test::TempDir dir;
+  StressOptions o = short_run("flock:" + (dir / "rw.lock").string());
+  o.shared_ratio = 0.5;
+  const StressResult r = run_stress(o);
+  EXPECT_EQ(failures(r), "");
+  EXPECT_TRUE(r.history.info.shared_mix);
+  const auto shared_oks = std::count_if(
+      r.history.events.begin(), r.history.events.end(),
+      [](const Event& e) { return e.type == EventType::ok && e.mode == Mode::shared; });
+  EXPECT_GT(shared_oks, 0);
+  EXPECT_LT(shared_oks, 400);
+}
+
+TEST(Harness, SemaphoreBoundHolds) {
+  test::TempDir dir;
+  const StressResult r = run_stress(short_run("sem:" + (dir / "pool").string() + "?max=2"));
+  EXPECT_EQ(failures(r), "");
+  EXPECT_EQ(r.history.info.max_holders, 2u);
+  const CheckResult* bound = find_check(r, "semaphore-bound");
+  ASSERT_NE(bound, nullptr);
+  EXPECT_EQ(bound->verdict, Verdict::pass);
+}
+
+TEST(Harness, KillNemesisRecordsCrashesAndTheLockRecovers) {
+  test::TempDir dir;
+  StressOptions o = short_run("flock:" + (dir / "kill.lock").string());
+  o.iterations.reset();
+  o.duration = std::chrono::milliseconds(1500);
+  o.nemesis_kill = true;
+  o.nemesis_interval = std::chrono::milliseconds(100);
+  const StressResult r = run_stress(o);
+  EXPECT_EQ(failures(r), "");
+  EXPECT_GT(count(r.history, EventType::crash), 0u);
+  const CheckResult* recovery = find_check(r, "release-after-crash");
+  ASSERT_NE(recovery, nullptr);
+  EXPECT_EQ(recovery->verdict, Verdict::pass);
+  // Histories survived the SIGKILLs: every crash names a worker that had recorded events.
+  for (const auto& e : r.history.events) {
+    if (e.type != EventType::crash) continue;
+    EXPECT_TRUE(std::any_of(
+        r.history.events.begin(), r.history.events.end(),
+        [&](const Event& x) { return x.worker == e.worker && x.type == EventType::invoke; }))
+        << "no history from killed worker " << e.worker;
+  }
+}
+
+TEST(Harness, PauseNemesisIsClean) {
+  test::TempDir dir;
+  StressOptions o = short_run("flock:" + (dir / "pause.lock").string());
+  o.iterations.reset();
+  o.duration = std::chrono::milliseconds(1000);
+  o.nemesis_pause = true;
+  o.nemesis_interval = std::chrono::milliseconds(200);
+  o.pause_for = std::chrono::milliseconds(100);
+  const StressResult r = run_stress(o);
+  EXPECT_EQ(failures(r), "");
+  EXPECT_GT(count(r.history, EventType::pause), 0u);
+  EXPECT_EQ(count(r.history, EventType::pause), count(r.history, EventType::resume));
+}
+
+TEST(Harness, BadSpecIsRejectedBeforeAnythingStarts) {
+  test::TempDir dir;
+  EXPECT_THROW(run_stress(short_run("flcok:" + dir.path().string() + "/x")), std::exception);
+  EXPECT_THROW(run_stress(short_run("broken:nope:" + dir.path().string() + "/x")), std::exception);
+  StressOptions o = short_run("sem:" + (dir / "s").string() + "?max=2");
+  o.shared_ratio = 0.5;
+  EXPECT_THROW(run_stress(o), std::invalid_argument);
+}
+
+TEST(Harness, WorkerErrorsAreReportedNotHidden) {
+  test::TempDir dir;
+  // The lock's directory does not exist: every worker fails to open it.
+  EXPECT_THROW(run_stress(short_run("flock:" + (dir / "missing/x.lock").string())), std::exception);
+}
+
+}  // namespace
+}  // namespace locksmith::harness
