@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <exception>
+#include <fstream>
 #include <string>
+#include <thread>
 
 #include "locksmith/harness/engine.hpp"
 #include "test_support.hpp"
@@ -157,6 +160,70 @@ TEST(Harness, WorkerErrorsAreReportedNotHidden) {
   test::TempDir dir;
   // The lock's directory does not exist: every worker fails to open it.
   EXPECT_THROW(run_stress(short_run("flock:" + (dir / "missing/x.lock").string())), std::exception);
+}
+
+}  // namespace
+}  // namespace locksmith::harness
+
+namespace locksmith::harness {
+namespace {
+
+// Two controllers meeting in one rendezvous directory stand in for two hosts. Each has a single
+// worker, so no host can see an overlap on its own: only the shared guarded file can.
+History two_host_run(const std::string& spec, const std::filesystem::path& rendezvous) {
+  auto host_options = [&](std::uint8_t host) {
+    StressOptions o = short_run(spec);
+    o.workers = 1;
+    o.iterations = 300;
+    o.rendezvous = rendezvous;
+    o.hosts = 2;
+    o.host = host;
+    o.rendezvous_timeout = std::chrono::seconds(60);
+    return o;
+  };
+  std::exception_ptr other_error;
+  std::thread other([&] {
+    try {
+      run_stress(host_options(1));
+    } catch (...) {
+      other_error = std::current_exception();
+    }
+  });
+  run_stress(host_options(0));
+  other.join();
+  if (other_error) std::rethrow_exception(other_error);
+  return load_history({rendezvous / "host-0", rendezvous / "host-1"});
+}
+
+TEST(Harness, TwoHostsOverlapIsFoundThroughTheGuardedFile) {
+  test::TempDir dir;
+  const History h = two_host_run("broken:noop:" + (dir / "mh.lock").string(), dir / "rv");
+  ASSERT_GT(h.events.size(), 0u);
+  EXPECT_TRUE(
+      std::any_of(h.events.begin(), h.events.end(), [](const Event& e) { return e.host == 1; }));
+  const auto checks = check_all(h, std::nullopt);
+  const auto exclusion = std::find_if(checks.begin(), checks.end(),
+                                      [](const CheckResult& c) { return c.name == "exclusion"; });
+  ASSERT_NE(exclusion, checks.end());
+  EXPECT_EQ(exclusion->verdict, Verdict::fail);
+}
+
+TEST(Harness, TwoHostsWithARealLockAreClean) {
+  test::TempDir dir;
+  const History h = two_host_run("flock:" + (dir / "mh.lock").string(), dir / "rv");
+  for (const auto& c : check_all(h, std::nullopt)) {
+    EXPECT_NE(c.verdict, Verdict::fail) << c.name << ": " << c.summary;
+  }
+}
+
+TEST(Harness, StaleRendezvousDirectoryIsRefused) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "rv");
+  { std::ofstream(dir / "rv" / "ready-0") << "1\n"; }
+  StressOptions o = short_run("flock:" + (dir / "x.lock").string());
+  o.rendezvous = dir / "rv";
+  o.hosts = 2;
+  EXPECT_THROW(run_stress(o), std::runtime_error);
 }
 
 }  // namespace
