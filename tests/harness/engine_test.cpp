@@ -63,8 +63,8 @@ TEST_P(BrokenLockTest, ReportedAsViolationInEveryOneOfTwentyRuns) {
 INSTANTIATE_TEST_SUITE_P(Harness, BrokenLockTest,
                          ::testing::Values("broken:noop:", "broken:create:",
                                            "broken:fcntl-threads:"),
-                         [](const auto& info) {
-                           std::string name = info.param.substr(7);
+                         [](const auto& param_info) {
+                           std::string name = param_info.param.substr(7);
                            name.pop_back();
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
@@ -82,8 +82,8 @@ TEST_P(CorrectLockTest, CleanRunWithEveryUpdateCounted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Harness, CorrectLockTest, ::testing::Values("flock:", "fcntl:", "ofd:"),
-                         [](const auto& info) {
-                           return info.param.substr(0, info.param.size() - 1);
+                         [](const auto& param_info) {
+                           return param_info.param.substr(0, param_info.param.size() - 1);
                          });
 
 TEST(Harness, SharedAndExclusiveMixIsClean) {
