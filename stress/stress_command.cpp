@@ -1,6 +1,7 @@
 #include "stress_command.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 
@@ -37,6 +38,21 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
     std::printf("histories kept in %s (re-check with: locksmith check %s)\n",
                 result.run_dir.c_str(), result.run_dir.c_str());
   }
+  return emit_report(report, files);
+}
+
+int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string started = utc_now();
+  harness::Report report;
+  try {
+    report = harness::run_probe(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "locksmith probe: %s\n", e.what());
+    return kExitUsage;
+  }
+  report.started_at = started;
+  report.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return emit_report(report, files);
 }
 

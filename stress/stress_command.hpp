@@ -5,12 +5,16 @@
 #include <vector>
 
 #include "locksmith/harness/engine.hpp"
+#include "locksmith/harness/probe.hpp"
 #include "report_output.hpp"
 
 namespace locksmith::cli {
 
 // Runs one scenario, checks it, reports. Exit: 0 clean, 1 violation, 2 usage/environment.
 int run_stress_command(const harness::StressOptions& options, const ReportFiles& files);
+
+// Probes the filesystem holding a directory. Same exit codes.
+int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files);
 
 // Re-checks recorded histories (one directory per host). Same exit codes.
 int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& files);

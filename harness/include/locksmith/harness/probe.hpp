@@ -17,8 +17,8 @@ struct ProbeOptions {
   std::filesystem::path peer_dir;  // a second mount of the same export (half the workers)
   std::chrono::milliseconds duration{1000};  // stress time per primitive
   std::uint32_t workers = 4;
-  std::string worker_exe;          // default: /proc/self/exe
-  bool progress = false;           // one line per primitive on stderr
+  std::string worker_exe;  // default: /proc/self/exe
+  bool progress = false;   // one line per primitive on stderr
   // Primitives to probe (default: all file primitives of this build).
   std::vector<std::string> only;
 };

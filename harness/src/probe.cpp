@@ -1,0 +1,122 @@
+#include "locksmith/harness/probe.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <system_error>
+
+#include "locksmith/harness/engine.hpp"
+#include "locksmith/harness/fs_probe.hpp"
+
+namespace locksmith::harness {
+namespace {
+
+struct Candidate {
+  const char* name;
+  const char* supported_fact;  // fs_probe fact deciding UNSUPPORTED
+  double shared_ratio;         // a mix of readers and writers, where the primitive has readers
+};
+
+constexpr Candidate kCandidates[] = {
+    {"flock", "flock_supported", 0.3},
+    {"fcntl", "fcntl_supported", 0.3},
+    {"ofd", "ofd_supported", 0.3},
+    {"sem", "flock_supported", 0},
+};
+
+std::string spec_for(const std::string& name, const std::filesystem::path& dir) {
+  if (name == "sem") return "sem:" + (dir / "locksmith-probe-sem").string() + "?max=2";
+  return name + ":" + (dir / ("locksmith-probe-" + name + ".lock")).string();
+}
+
+const Fact* find_fact(const std::vector<Fact>& facts, const std::string& name) {
+  for (const auto& f : facts) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::filesystem::path make_temp_dir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/locksmith-probe-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) {
+    throw std::system_error(errno, std::generic_category(),
+                            "cannot create a temporary directory '" + templ + "'");
+  }
+  return templ;
+}
+
+}  // namespace
+
+Report run_probe(const ProbeOptions& o) {
+  Report report;
+  report.command = "probe";
+  const bool temporary = o.dir.empty();
+  const std::filesystem::path dir = temporary ? make_temp_dir() : o.dir;
+  struct Cleanup {
+    std::filesystem::path dir;
+    bool active;
+    ~Cleanup() {
+      std::error_code ec;
+      if (active) std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir, temporary};
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw std::runtime_error("'" + dir.string() + "' is not a directory" +
+                             (ec ? ": " + ec.message() : std::string()));
+  }
+  report.directory = std::filesystem::absolute(dir, ec).string();
+  if (!o.peer_dir.empty()) {
+    if (!std::filesystem::is_directory(o.peer_dir, ec)) {
+      throw std::runtime_error("peer '" + o.peer_dir.string() + "' is not a directory");
+    }
+    report.peer_directory = std::filesystem::absolute(o.peer_dir, ec).string();
+  }
+
+  if (o.progress) std::fprintf(stderr, "probing semantics of %s ...\n", report.directory.c_str());
+  report.facts = probe_semantics(dir, o.peer_dir.empty() ? nullptr : &o.peer_dir);
+
+  for (const auto& c : kCandidates) {
+    if (!o.only.empty() &&
+        std::find(o.only.begin(), o.only.end(), std::string(c.name)) == o.only.end()) {
+      continue;
+    }
+    PrimitiveReport p;
+    p.name = c.name;
+    p.spec = spec_for(c.name, dir);
+    const Fact* support = find_fact(report.facts, c.supported_fact);
+    if (support != nullptr && support->value != "yes") {
+      p.verdict = PrimitiveVerdict::unsupported;
+      p.reason = support->detail.empty() ? support->value : support->detail;
+      report.primitives.push_back(std::move(p));
+      continue;
+    }
+    StressOptions s;
+    s.spec = p.spec;
+    if (!o.peer_dir.empty()) s.peer_spec = spec_for(c.name, o.peer_dir);
+    s.workers = o.workers;
+    s.duration = o.duration;
+    s.shared_ratio = c.shared_ratio;
+    s.hold = std::chrono::microseconds(50);
+    s.acquire_timeout = std::chrono::milliseconds(2000);
+    s.worker_exe = o.worker_exe;
+    if (o.progress) std::fprintf(stderr, "stress %-6s %s ...", c.name, p.spec.c_str());
+    try {
+      StressResult r = run_stress(s);
+      p.info = r.history.info;
+      p.checks = std::move(r.checks);
+      summarize(p, r.history);
+    } catch (const std::exception& e) {
+      // The primitive could not even be exercised here (e.g. ENOLCK from every worker).
+      p.verdict = PrimitiveVerdict::unsupported;
+      p.reason = e.what();
+    }
+    if (o.progress) std::fprintf(stderr, " %s\n", to_string(p.verdict));
+    report.primitives.push_back(std::move(p));
+  }
+  return report;
+}
+
+}  // namespace locksmith::harness
