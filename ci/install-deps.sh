@@ -15,6 +15,8 @@ packages=(
   liblockfile-bin util-linux procps
   # Windows side of the platform split: compile check with mingw-w64
   g++-mingw-w64-x86-64-posix
+  # the HTML report is tested in a real headless browser
+  chromium
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds locksmith (release) and demonstrates
-# `locksmith run` on a temporary directory: a holder, a contender that times out (exit 75),
-# and a waiter that is woken the moment the lock is released.
+# The main job: installs what is missing, builds locksmith (release), runs `locksmith probe` on
+# a temporary directory (report on the console, plus JSON/JUnit/HTML in build/release/reports/),
+# a short stress run with the kill nemesis, and demonstrates `locksmith run`: a holder, a
+# contender that times out (exit 75), and a waiter woken the moment the lock is released.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -12,6 +13,19 @@ bin=$PWD/build/release/stress/locksmith
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 lock="flock:$dir/demo.lock"
+reports=$PWD/build/release/reports
+mkdir -p "$reports"
+
+echo
+echo "== locksmith probe (a fresh temporary directory) =="
+"$bin" probe --duration 1 --json "$reports/probe.json" --junit "$reports/probe.xml" \
+  --html "$reports/probe.html"
+
+echo
+echo "== locksmith stress: 4 workers, 3 s, holders SIGKILLed and SIGSTOPped inside their critical sections =="
+"$bin" stress --lock "flock:$dir/stress.lock" --workers 4 --duration 3 --nemesis kill,pause \
+  --json "$reports/stress.json" --html "$reports/stress.html"
+echo "reports: $reports/{probe,stress}.{json,html}, $reports/probe.xml"
 
 echo
 echo "== locksmith run on $dir =="
