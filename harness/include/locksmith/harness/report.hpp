@@ -54,7 +54,9 @@ struct Report {
   int exit_code() const noexcept;
 };
 
-// Fills verdict/stats/timeline/wait_us of `p` from its checks and history.
+// Fills verdict/stats/timeline/wait_us of `p` from its checks and history. The verdict is UNSAFE
+// when a check failed, else SAFE — except that an UNSUPPORTED verdict set by the caller together
+// with a `reason` is kept.
 void summarize(PrimitiveReport& p, const History& h);
 
 void write_console(const Report& r, std::ostream& out, bool color);
