@@ -12,7 +12,7 @@ packages=(
   nlohmann-json3-dev libfmt-dev libhiredis-dev
   # peers and tools used by the tests
   redis-server python3 python3-portalocker python3-flufl.lock python3-lockfile python3-redis
-  liblockfile-bin util-linux procps
+  liblockfile-bin util-linux procps e2fsprogs
   # Windows side of the platform split: compile check with mingw-w64
   g++-mingw-w64-x86-64-posix
   # the HTML report is tested in a real headless browser

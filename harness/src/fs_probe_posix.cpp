@@ -1,0 +1,996 @@
+// Filesystem identification and semantics experiments (POSIX). See fs_probe.hpp.
+#include "locksmith/platform.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(LOCKSMITH_OS_LINUX)
+#include <sys/vfs.h>
+#endif
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "locksmith/harness/fs_probe.hpp"
+#include "locksmith/unique_fd.hpp"
+
+namespace locksmith::harness {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Thrown inside an experiment: the experiment could not decide. Becomes "error: <what>".
+struct ExperimentError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string error_text(int err) { return std::generic_category().message(err); }
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  throw ExperimentError(what + ": " + error_text(err));
+}
+
+bool is_busy(int err) noexcept { return err == EWOULDBLOCK || err == EAGAIN || err == EACCES; }
+
+// Errors by which a filesystem (or the platform) says "this lock does not exist here".
+bool is_unsupported(int err) noexcept {
+  return err == ENOLCK || err == EOPNOTSUPP || err == EINVAL || err == ENOSYS
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+         || err == ENOTSUP
+#endif
+      ;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock calls. All of them are async-signal-safe (forked children use them) and return 0 or the
+// errno of the failed call.
+
+enum class Kind { flock, fcntl, ofd };
+
+const char* kind_name(Kind k) noexcept {
+  switch (k) {
+    case Kind::flock:
+      return "flock";
+    case Kind::fcntl:
+      return "fcntl";
+    case Kind::ofd:
+      return "ofd";
+  }
+  return "?";
+}
+
+int fcntl_call(int fd, int cmd, short type) noexcept {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;
+  fl.l_pid = 0;  // must be 0 for OFD locks
+  return ::fcntl(fd, cmd, &fl) == 0 ? 0 : errno;
+}
+
+// A non-blocking exclusive lock of the whole file.
+int try_lock(int fd, Kind k) noexcept {
+  switch (k) {
+    case Kind::flock:
+      return ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
+    case Kind::fcntl:
+      return fcntl_call(fd, F_SETLK, F_WRLCK);
+    case Kind::ofd:
+#if defined(F_OFD_SETLK)
+      return fcntl_call(fd, F_OFD_SETLK, F_WRLCK);
+#else
+      return ENOSYS;
+#endif
+  }
+  return EINVAL;
+}
+
+int unlock(int fd, Kind k) noexcept {
+  switch (k) {
+    case Kind::flock:
+      return ::flock(fd, LOCK_UN) == 0 ? 0 : errno;
+    case Kind::fcntl:
+      return fcntl_call(fd, F_SETLK, F_UNLCK);
+    case Kind::ofd:
+#if defined(F_OFD_SETLK)
+      return fcntl_call(fd, F_OFD_SETLK, F_UNLCK);
+#else
+      return ENOSYS;
+#endif
+  }
+  return EINVAL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes. A child talks to the prober over a socket pair (4-byte integers; send() with
+// MSG_NOSIGNAL so a dead peer is an error, not a SIGPIPE). Child bodies run after fork() in a
+// process that may have had other threads: they keep to system calls and never allocate.
+
+#if defined(MSG_NOSIGNAL)
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;
+#endif
+
+constexpr std::int32_t kQuit = -1;
+constexpr std::int32_t kGo = 1;
+
+bool child_read(int sock, std::int32_t& value) noexcept {
+  char* p = reinterpret_cast<char*>(&value);
+  std::size_t got = 0;
+  while (got < sizeof value) {
+    const ssize_t n = ::read(sock, p + got, sizeof value - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+bool child_write(int sock, std::int32_t value) noexcept {
+  for (;;) {
+    const ssize_t n = ::send(sock, &value, sizeof value, kSendFlags);
+    if (n == static_cast<ssize_t>(sizeof value)) return true;
+    if (n < 0 && errno == EINTR) continue;
+    return false;
+  }
+}
+
+// Answers every request with handler(request) until told to quit or the prober goes away.
+template <class Handler>
+int serve(int sock, Handler handler) noexcept {
+  std::int32_t request = 0;
+  while (child_read(sock, request) && request != kQuit) {
+    if (!child_write(sock, handler(request))) return 1;
+  }
+  return 0;
+}
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+class Child {
+ public:
+  // Forks; the child runs body(socket) and _exit()s with its result. A child outlives neither
+  // its lifetime alarm nor its Child object: the destructor asks it to quit, then kills it.
+  template <class Body>
+  Child(Body body, milliseconds timeout) : timeout_(timeout) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) fail("socketpair", errno);
+    UniqueFd mine(sv[0]);
+    UniqueFd theirs(sv[1]);
+    ::fcntl(mine.get(), F_SETFD, FD_CLOEXEC);
+    ::fcntl(theirs.get(), F_SETFD, FD_CLOEXEC);
+    const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(timeout * 6);
+    pid_ = ::fork();
+    if (pid_ < 0) fail("fork", errno);
+    if (pid_ == 0) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      ::sigaction(SIGALRM, &dfl, nullptr);
+      ::alarm(static_cast<unsigned>(std::max<std::int64_t>(60, lifetime.count())));
+      ::close(mine.release());
+      ::_exit(body(theirs.get()));
+    }
+    sock_ = std::move(mine);
+  }
+  Child(Child&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)),
+        sock_(std::move(other.sock_)),
+        timeout_(other.timeout_) {}
+  Child& operator=(Child&&) = delete;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() { finish(); }
+
+  void send(std::int32_t value) {
+    if (!child_write(sock_.get(), value)) fail("cannot reach child " + std::to_string(pid_), errno);
+  }
+
+  // The child's next answer; throws when none comes within the timeout.
+  std::int32_t receive() {
+    std::int32_t value = 0;
+    if (!receive_until(Clock::now() + timeout_, value)) {
+      throw ExperimentError("child " + std::to_string(pid_) + " did not answer within " +
+                            std::to_string(timeout_.count()) + " ms");
+    }
+    return value;
+  }
+
+  // False when nothing arrived by `deadline`; throws when the child is gone.
+  bool receive_until(Clock::time_point deadline, std::int32_t& value) {
+    char* p = reinterpret_cast<char*>(&value);
+    std::size_t got = 0;
+    while (got < sizeof value) {
+      const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+      pollfd pfd{sock_.get(), POLLIN, 0};
+      const int ready =
+          ::poll(&pfd, 1, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, INT_MAX)));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready < 0) fail("poll", errno);
+      if (ready == 0) {
+        if (got == 0) return false;
+        throw ExperimentError("child " + std::to_string(pid_) + " sent a partial message");
+      }
+      const ssize_t n = ::read(sock_.get(), p + got, sizeof value - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) fail("read from child " + std::to_string(pid_), errno);
+      if (n == 0) throw ExperimentError("child " + std::to_string(pid_) + " exited unexpectedly");
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  std::int32_t ask(std::int32_t request) {
+    send(request);
+    return receive();
+  }
+
+  // Asks the child to quit and reaps it (killing it if it does not exit within the timeout).
+  // Returns its wait status, or -1 when there was no child.
+  int finish() noexcept {
+    if (pid_ <= 0) return -1;
+    if (sock_) child_write(sock_.get(), kQuit);
+    sock_.reset();
+    int status = 0;
+    const auto deadline = Clock::now() + timeout_;
+    for (;;) {
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) break;
+      if (Clock::now() >= deadline) {
+        ::kill(pid_, SIGKILL);
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        break;
+      }
+      // Reaping only: the child has been told to quit; poll its exit in 1 ms steps.
+      timespec nap{0, 1000000};
+      ::nanosleep(&nap, nullptr);
+    }
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd sock_;
+  milliseconds timeout_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The scratch directory and its two views.
+
+class Lab {
+ public:
+  Lab(const std::filesystem::path& dir, const SemanticsOptions& options) : options_(options) {
+    std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) {
+      const int err = errno;
+      throw std::system_error(err, std::generic_category(),
+                              "cannot create a scratch directory in '" + dir.string() + "'");
+    }
+    local_ = templ;
+    remote_ = local_;
+  }
+  ~Lab() {
+    std::error_code ec;
+    std::filesystem::remove_all(local_, ec);
+  }
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+
+  void use_peer(const std::filesystem::path& peer_scratch) { remote_ = peer_scratch; }
+  bool has_peer() const { return remote_ != local_; }
+  const std::filesystem::path& scratch() const { return local_; }
+  milliseconds timeout() const { return options_.reply_timeout; }
+  const SemanticsOptions& options() const { return options_; }
+
+  // A file name in the scratch directory, as this process sees it ...
+  std::string local(const std::string& name) const { return (local_ / name).string(); }
+  // ... and as the competing process sees it (through the peer mount when there is one).
+  std::string remote(const std::string& name) const { return (remote_ / name).string(); }
+  // Where the competing process is, for details.
+  std::string where() const { return has_peer() ? " through the peer mount" : ""; }
+
+ private:
+  SemanticsOptions options_;
+  std::filesystem::path local_;
+  std::filesystem::path remote_;
+};
+
+UniqueFd open_file(const std::string& path, int flags = O_RDWR | O_CREAT) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0644));
+  if (!fd) fail("cannot open '" + path + "'", errno);
+  return fd;
+}
+
+// A competing process: opens `path` and, on each request, tries a non-blocking exclusive lock
+// of `kind`, releases it at once if it got it, and answers 0 or the errno.
+Child spawn_tester(const Lab& lab, const std::string& path, Kind kind) {
+  const char* p = path.c_str();
+  Child child(
+      [p, kind](int sock) {
+        const int fd = ::open(p, O_RDWR | O_CLOEXEC);
+        if (!child_write(sock, fd < 0 ? errno : 0) || fd < 0) return 1;
+        return serve(sock, [fd, kind](std::int32_t) {
+          const int r = try_lock(fd, kind);
+          if (r == 0) unlock(fd, kind);
+          return r;
+        });
+      },
+      lab.timeout());
+  if (const int err = child.receive(); err != 0) {
+    fail("competing process cannot open '" + path + "'", err);
+  }
+  return child;
+}
+
+std::string describe_attempt(int err) {
+  if (err == 0) return "got it";
+  return (is_busy(err) ? "was refused (" : "failed (") + error_text(err) + ")";
+}
+
+// The lock must be held now: a competing process must find it busy, else nothing can be learnt.
+void expect_busy(int err, Kind kind, const Lab& lab) {
+  if (is_busy(err)) return;
+  if (err == 0) {
+    throw ExperimentError(std::string("a competing process") + lab.where() + " got an " +
+                          kind_name(kind) + " lock that was held");
+  }
+  fail(std::string("competing ") + kind_name(kind) + " lock attempt failed", err);
+}
+
+void expect_locked(int err, Kind kind, const std::string& what) {
+  if (err != 0) fail(std::string(kind_name(kind)) + " lock " + what, err);
+}
+
+Fact yes_no(std::string name, bool yes, std::string detail) {
+  return {std::move(name), yes ? "yes" : "no", std::move(detail)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The experiments.
+
+Fact lock_supported(const Lab& lab, Kind kind) {
+  const std::string name = std::string(kind_name(kind)) + "_supported";
+  UniqueFd fd = open_file(lab.local(name));
+  const int err = try_lock(fd.get(), kind);
+  if (err == 0) {
+    unlock(fd.get(), kind);
+    return {name, "yes",
+            std::string("a non-blocking exclusive ") + kind_name(kind) +
+                " lock on a fresh file was granted"};
+  }
+#if !defined(F_OFD_SETLK)
+  if (kind == Kind::ofd) return {name, "no", "open file description locks do not exist here"};
+#endif
+  if (is_unsupported(err)) {
+    return {name, "no",
+            std::string("a non-blocking exclusive ") + kind_name(kind) +
+                " lock on a fresh file failed: " + error_text(err)};
+  }
+  fail(std::string(kind_name(kind)) + " lock on a fresh file", err);
+}
+
+Fact close_any_fd_drops_fcntl(const Lab& lab) {
+  const std::string f = "close-any-fd";
+  open_file(lab.local(f));
+  Child tester = spawn_tester(lab, lab.remote(f), Kind::fcntl);
+  UniqueFd fd1 = open_file(lab.local(f));
+  expect_locked(try_lock(fd1.get(), Kind::fcntl), Kind::fcntl, "through fd1");
+  expect_busy(tester.ask(kGo), Kind::fcntl, lab);
+  UniqueFd fd2 = open_file(lab.local(f));
+  fd2.reset();
+  const int after = tester.ask(kGo);
+  if (after != 0 && !is_busy(after)) fail("competing fcntl lock attempt failed", after);
+  return yes_no("close_any_fd_drops_fcntl", after == 0,
+                "process held an fcntl lock through fd1, opened and closed fd2 on the same file; "
+                "a competing process" +
+                    lab.where() + " then " + describe_attempt(after));
+}
+
+Fact flock_fcntl_interact(const Lab& lab) {
+  const std::string f = "flock-fcntl";
+  open_file(lab.local(f));
+  Child fcntl_tester = spawn_tester(lab, lab.remote(f), Kind::fcntl);
+  Child flock_tester = spawn_tester(lab, lab.remote(f), Kind::flock);
+  UniqueFd fd = open_file(lab.local(f));
+
+  expect_locked(try_lock(fd.get(), Kind::flock), Kind::flock, "of the holder");
+  expect_busy(flock_tester.ask(kGo), Kind::flock, lab);
+  const int fcntl_vs_flock = fcntl_tester.ask(kGo);
+  expect_locked(unlock(fd.get(), Kind::flock), Kind::flock, "release");
+  if (fcntl_vs_flock != 0 && !is_busy(fcntl_vs_flock)) {
+    fail("competing fcntl lock attempt failed", fcntl_vs_flock);
+  }
+
+  // The other direction, for the detail: does a held fcntl lock block another process's flock?
+  expect_locked(try_lock(fd.get(), Kind::fcntl), Kind::fcntl, "of the holder");
+  expect_busy(fcntl_tester.ask(kGo), Kind::fcntl, lab);
+  const int flock_vs_fcntl = flock_tester.ask(kGo);
+  unlock(fd.get(), Kind::fcntl);
+
+  return yes_no("flock_fcntl_interact", is_busy(fcntl_vs_flock),
+                "while one process held an flock, another process" + lab.where() +
+                    " trying an fcntl lock " + describe_attempt(fcntl_vs_flock) +
+                    "; while it held an fcntl lock, an flock attempt " +
+                    describe_attempt(flock_vs_fcntl));
+}
+
+Fact flock_shared_across_fork(const Lab& lab) {
+  const std::string f = "flock-fork";
+  open_file(lab.local(f));
+  // The tester is forked first so that it never holds a copy of the locked descriptor.
+  Child tester = spawn_tester(lab, lab.remote(f), Kind::flock);
+  UniqueFd fd = open_file(lab.local(f));
+  expect_locked(try_lock(fd.get(), Kind::flock), Kind::flock, "of the parent");
+  const int inherited = fd.get();
+  Child holder(
+      [inherited](int sock) {
+        return serve(sock, [inherited](std::int32_t) { return unlock(inherited, Kind::flock); });
+      },
+      lab.timeout());
+  fd.reset();  // the parent's only descriptor; the child still has its inherited copy
+  const int after_close = tester.ask(kGo);
+  if (after_close == 0) {
+    return {"flock_shared_across_fork", "no",
+            "the flock vanished when the parent closed its descriptor although a forked child "
+            "still had the inherited copy"};
+  }
+  expect_busy(after_close, Kind::flock, lab);
+  if (const int err = holder.ask(kGo); err != 0) fail("child's flock(LOCK_UN)", err);
+  const int after_unlock = tester.ask(kGo);
+  if (after_unlock != 0 && !is_busy(after_unlock)) {
+    fail("competing flock attempt failed", after_unlock);
+  }
+  return yes_no("flock_shared_across_fork", after_unlock == 0,
+                "the flock outlived the parent's close (the forked child still had the "
+                "descriptor); after the child's unlock a competing process" +
+                    lab.where() + " " + describe_attempt(after_unlock));
+}
+
+Fact two_opens_conflict(const Lab& lab, Kind kind) {
+  const std::string name = std::string("two_opens_conflict_") + kind_name(kind);
+  const std::string f = "two-opens-" + std::string(kind_name(kind));
+  UniqueFd a = open_file(lab.local(f));
+  UniqueFd b = open_file(lab.remote(f));
+  expect_locked(try_lock(a.get(), kind), kind, "through the first open");
+  const int second = try_lock(b.get(), kind);
+  if (second == 0) unlock(b.get(), kind);
+  unlock(a.get(), kind);
+  if (second != 0 && !is_busy(second)) fail("second lock attempt", second);
+  return yes_no(name, second != 0,
+                std::string("one process opened the file twice") +
+                    (lab.has_peer() ? " (second open through the peer mount)" : "") + " and " +
+                    kind_name(kind) + "-locked the first; locking the second " +
+                    describe_attempt(second));
+}
+
+// Appends the decimal digits of `v` at `out` (async-signal-safe).
+void append_decimal(char* out, std::uint32_t v) noexcept {
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) *out++ = digits[--n];
+  *out = '\0';
+}
+
+Fact o_excl_atomic(const Lab& lab) {
+  const std::uint32_t procs = std::max<std::uint32_t>(2, lab.options().excl_processes);
+  const std::uint32_t rounds = std::max<std::uint32_t>(1, lab.options().excl_rounds);
+  // Odd-numbered racers create through the peer mount when there is one.
+  std::vector<std::string> prefixes;
+  for (std::uint32_t i = 0; i < procs; ++i) {
+    prefixes.push_back(i % 2 == 1 ? lab.remote("excl.") : lab.local("excl."));
+    if (prefixes.back().size() > PATH_MAX - 16) throw ExperimentError("path too long");
+  }
+  std::vector<Child> racers;
+  racers.reserve(procs);
+  for (std::uint32_t i = 0; i < procs; ++i) {
+    const char* prefix = prefixes[i].c_str();
+    racers.emplace_back(
+        [prefix](int sock) {
+          char path[PATH_MAX];
+          const std::size_t len = std::strlen(prefix);
+          std::memcpy(path, prefix, len + 1);
+          return serve(sock, [&path, len](std::int32_t round) {
+            append_decimal(path + len, static_cast<std::uint32_t>(round));
+            const int fd = ::open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+            if (fd < 0) return errno;
+            ::close(fd);
+            return 0;
+          });
+        },
+        lab.timeout());
+  }
+  std::uint32_t one = 0;
+  std::uint32_t several = 0;
+  std::uint32_t none = 0;
+  int other_error = 0;
+  for (std::uint32_t r = 0; r < rounds; ++r) {
+    for (auto& c : racers) c.send(static_cast<std::int32_t>(r));
+    std::uint32_t winners = 0;
+    for (auto& c : racers) {
+      const int err = c.receive();
+      if (err == 0) {
+        ++winners;
+      } else if (err != EEXIST && other_error == 0) {
+        other_error = err;
+      }
+    }
+    if (winners == 1) {
+      ++one;
+    } else if (winners > 1) {
+      ++several;
+    } else {
+      ++none;
+    }
+    ::unlink((lab.local("excl.") + std::to_string(r)).c_str());
+  }
+  if (other_error != 0 && several == 0) fail("O_CREAT|O_EXCL", other_error);
+  return yes_no("o_excl_atomic", one == rounds,
+                std::to_string(procs) + " processes" +
+                    (lab.has_peer() ? " (half through the peer mount)" : "") +
+                    " raced O_CREAT|O_EXCL on one name for " + std::to_string(rounds) +
+                    " rounds: exactly one winner in " + std::to_string(one) + ", several in " +
+                    std::to_string(several) + ", none in " + std::to_string(none));
+}
+
+Fact link_nlink_2(const Lab& lab) {
+  const std::string a = lab.local("link-a");
+  const std::string b = lab.local("link-b");
+  open_file(a);
+  struct stat st {};
+  if (lab.has_peer() && ::stat(lab.remote("link-a").c_str(), &st) != 0) {
+    fail("stat through the peer mount", errno);  // also primes the peer's attribute cache
+  }
+  if (::link(a.c_str(), b.c_str()) != 0) {
+    const int err = errno;
+    if (err == EPERM || err == EOPNOTSUPP || err == ENOSYS || err == EMLINK) {
+      return {"link_nlink_2", "unsupported", "link() failed: " + error_text(err)};
+    }
+    fail("link()", err);
+  }
+  if (::stat(a.c_str(), &st) != 0) fail("stat", errno);
+  const auto local_nlink = static_cast<std::uint64_t>(st.st_nlink);
+  std::string detail = "after link(a, b), stat(a) showed st_nlink=" + std::to_string(local_nlink);
+  bool peer_ok = true;
+  if (lab.has_peer()) {
+    const std::string ra = lab.remote("link-a");
+    if (::stat(ra.c_str(), &st) != 0) fail("stat through the peer mount", errno);
+    const auto peer_nlink = static_cast<std::uint64_t>(st.st_nlink);
+    detail += ", through the peer mount st_nlink=" + std::to_string(peer_nlink);
+    peer_ok = peer_nlink == 2;
+    if (!peer_ok) {
+      UniqueFd fd = open_file(ra, O_RDONLY);
+      if (::fstat(fd.get(), &st) != 0) fail("fstat through the peer mount", errno);
+      detail += " (" + std::to_string(static_cast<std::uint64_t>(st.st_nlink)) +
+                " after open(): a stale attribute cache)";
+    }
+  }
+  return yes_no("link_nlink_2", local_nlink == 2 && peer_ok, detail);
+}
+
+// rename_atomic_for_readers: every version is a 16-byte header (magic, version, payload length,
+// FNV-1a of the payload) followed by a payload whose length and bytes depend on the version.
+constexpr std::uint32_t kVersionMagic = 0x524d534c;  // "LSMR"
+constexpr std::size_t kHeader = 16;
+constexpr std::size_t kMaxPayload = 8192;
+constexpr std::size_t kMaxFile = kHeader + kMaxPayload;
+
+std::uint32_t fnv1a(const unsigned char* p, std::size_t n) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+std::size_t make_version(unsigned char* buf, std::uint32_t version) noexcept {
+  const auto len =
+      static_cast<std::uint32_t>(1024 + (std::size_t{version} * 997) % (kMaxPayload - 1024));
+  unsigned char* payload = buf + kHeader;
+  for (std::uint32_t j = 0; j < len; ++j)
+    payload[j] = static_cast<unsigned char>(version * 31 + j * 7);
+  const std::uint32_t header[4] = {kVersionMagic, version, len, fnv1a(payload, len)};
+  std::memcpy(buf, header, sizeof header);
+  return kHeader + len;
+}
+
+// The version number of a complete file, or -1 when it is not one.
+std::int64_t check_version(const unsigned char* buf, std::size_t n) noexcept {
+  if (n < kHeader) return -1;
+  std::uint32_t header[4];
+  std::memcpy(header, buf, sizeof header);
+  if (header[0] != kVersionMagic || header[2] > kMaxPayload || n != kHeader + header[2]) return -1;
+  if (fnv1a(buf + kHeader, header[2]) != header[3]) return -1;
+  return header[1];
+}
+
+bool write_all(int fd, const unsigned char* p, std::size_t n) noexcept {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+Fact rename_atomic_for_readers(const Lab& lab) {
+  const std::string target = lab.local("rename.target");
+  const std::string tmp = lab.local("rename.tmp");
+  std::vector<unsigned char> wbuf(kMaxFile);
+  {
+    UniqueFd fd = open_file(target, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!write_all(fd.get(), wbuf.data(), make_version(wbuf.data(), 0))) fail("write", errno);
+  }
+  const auto duration_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(lab.options().rename_duration).count();
+  unsigned char* out = wbuf.data();
+  const char* tmp_c = tmp.c_str();
+  const char* target_c = target.c_str();
+  // The writer: complete new versions renamed over the target until the duration is over; then
+  // it answers with the number of renames (or -errno).
+  Child writer(
+      [out, tmp_c, target_c, duration_ns](int sock) {
+        std::int32_t request = 0;
+        if (!child_read(sock, request) || request != kGo) return 1;
+        const std::int64_t end = monotonic_ns() + duration_ns;
+        std::int32_t renames = 0;
+        while (monotonic_ns() < end) {
+          const std::size_t n = make_version(out, static_cast<std::uint32_t>(renames + 1));
+          const int fd = ::open(tmp_c, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+          if (fd < 0) return child_write(sock, -errno) ? 0 : 1;
+          const bool ok = write_all(fd, out, n);
+          const int err = errno;
+          ::close(fd);
+          if (!ok) return child_write(sock, -err) ? 0 : 1;
+          if (::rename(tmp_c, target_c) != 0) return child_write(sock, -errno) ? 0 : 1;
+          ++renames;
+        }
+        return child_write(sock, renames) ? 0 : 1;
+      },
+      lab.timeout());
+
+  const std::string seen = lab.remote("rename.target");
+  std::vector<unsigned char> rbuf(kMaxFile + 1);
+  std::uint64_t reads = 0, complete = 0, partial = 0, enoent = 0, estale = 0, other = 0;
+  std::uint64_t versions = 0;
+  std::int64_t last_version = -1;
+  int other_errno = 0;
+  std::int32_t renames = 0;
+  writer.send(kGo);
+  const auto deadline = Clock::now() + lab.options().rename_duration + lab.timeout();
+  for (;;) {
+    if (writer.receive_until(Clock::now(), renames)) break;
+    if (Clock::now() > deadline) throw ExperimentError("the writer process did not finish");
+    ++reads;
+    const int fd = ::open(seen.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT) {
+        ++enoent;
+      } else if (err == ESTALE) {
+        ++estale;
+      } else {
+        ++other;
+        other_errno = err;
+      }
+      continue;
+    }
+    std::size_t n = 0;
+    int err = 0;
+    while (n < rbuf.size()) {
+      const ssize_t r = ::read(fd, rbuf.data() + n, rbuf.size() - n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) err = errno;
+      if (r <= 0) break;
+      n += static_cast<std::size_t>(r);
+    }
+    ::close(fd);
+    if (err == ESTALE) {
+      ++estale;
+    } else if (err != 0) {
+      ++other;
+      other_errno = err;
+    } else if (const std::int64_t v = check_version(rbuf.data(), n); v < 0) {
+      ++partial;
+    } else {
+      ++complete;
+      if (v != last_version) ++versions;
+      last_version = v;
+    }
+  }
+  if (renames < 0) fail("writer process", -renames);
+  const bool clean = partial == 0 && enoent == 0 && estale == 0 && other == 0 && complete > 0;
+  std::string detail =
+      "a writer process renamed " + std::to_string(renames) +
+      " complete versions over the file in " +
+      std::to_string(lab.options().rename_duration.count()) + " ms; a reader process" +
+      lab.where() + " did " + std::to_string(reads) + " open+reads: " + std::to_string(complete) +
+      " complete (" + std::to_string(versions) + " version changes seen), " +
+      std::to_string(partial) + " partial, " + std::to_string(enoent) + " ENOENT, " +
+      std::to_string(estale) + " ESTALE, " + std::to_string(other) + " other errors";
+  if (other_errno != 0) detail += " (" + error_text(other_errno) + ")";
+  return yes_no("rename_atomic_for_readers", clean, detail);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identification.
+
+#if defined(LOCKSMITH_OS_LINUX)
+const char* magic_name(std::uint64_t magic) noexcept {
+  struct Name {
+    std::uint64_t magic;
+    const char* name;
+  };
+  static constexpr Name kNames[] = {
+      {0xef53, "ext2/ext3/ext4"}, {0x01021994, "tmpfs"},
+      {0x858458f6, "ramfs"},      {0x6969, "nfs"},
+      {0x58465342, "xfs"},        {0x9123683e, "btrfs"},
+      {0x2fc12fc1, "zfs"},        {0x65735546, "fuse"},
+      {0x794c7630, "overlayfs"},  {0xff534d42, "cifs"},
+      {0xfe534d42, "smb2"},       {0x517b, "smb"},
+      {0x01021997, "9p"},         {0xf2f52010, "f2fs"},
+      {0x4d44, "vfat"},           {0x5346544e, "ntfs"},
+      {0x7366746e, "ntfs3"},      {0x2011bab0, "exfat"},
+      {0x00c36400, "ceph"},       {0x01161970, "gfs2"},
+      {0x0bd00bd0, "lustre"},     {0x5346414f, "afs"},
+      {0x73717368, "squashfs"},   {0x3153464a, "jfs"},
+      {0x52654973, "reiserfs"},   {0xca451a4e, "bcachefs"},
+      {0x47504653, "gpfs"},       {0x19830326, "fhgfs/beegfs"},
+  };
+  for (const auto& n : kNames) {
+    if (n.magic == magic) return n.name;
+  }
+  return nullptr;
+}
+
+// Mount table fields escape space, tab, newline and backslash as \ooo.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() &&
+        std::all_of(s.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                    s.begin() + static_cast<std::ptrdiff_t>(i) + 4,
+                    [](char c) { return c >= '0' && c <= '7'; })) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+struct MountEntry {
+  std::string mount_point, fstype, source, mount_options, super_options;
+};
+
+// One line of /proc/self/mountinfo:
+// ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS
+bool parse_mountinfo(const std::string& line, MountEntry& e) {
+  std::vector<std::string_view> f;
+  std::string_view rest(line);
+  while (!rest.empty()) {
+    const std::size_t sp = rest.find(' ');
+    f.push_back(rest.substr(0, sp));
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  if (f.size() < 10) return false;
+  const auto dash = std::find(f.begin() + 6, f.end(), "-");
+  if (f.end() - dash < 4) return false;
+  e.mount_point = unescape(f[4]);
+  e.mount_options = std::string(f[5]);
+  e.fstype = unescape(dash[1]);
+  e.source = unescape(dash[2]);
+  e.super_options = unescape(dash[3]);
+  return true;
+}
+
+bool is_under(const std::string& path, const std::string& mount_point) {
+  if (mount_point == "/") return true;
+  return path.compare(0, mount_point.size(), mount_point) == 0 &&
+         (path.size() == mount_point.size() || path[mount_point.size()] == '/');
+}
+
+std::string merge_options(const std::string& a, const std::string& b) {
+  std::vector<std::string> seen;
+  std::string out;
+  for (const std::string* list : {&a, &b}) {
+    std::stringstream in(*list);
+    for (std::string opt; std::getline(in, opt, ',');) {
+      if (opt.empty() || std::find(seen.begin(), seen.end(), opt) != seen.end()) continue;
+      seen.push_back(opt);
+      out += (out.empty() ? "" : ",") + opt;
+    }
+  }
+  return out;
+}
+#endif
+
+std::string hex(std::uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::vector<Fact> identity_facts(const FsIdentity& id, const std::string& prefix) {
+  std::string how = id.magic != 0 ? "statfs f_type " + hex(id.magic) : std::string("statfs");
+  return {
+      {prefix + "fs_type", id.type, how + "; mounted from " + id.source},
+      {prefix + "mount_point", id.mount_point, "the mount holding the directory"},
+      {prefix + "mount_source", id.source, "what is mounted there"},
+      {prefix + "mount_options", id.options, "per-mount options, then the superblock's"},
+  };
+}
+
+template <class Fn>
+void run(std::vector<Fact>& facts, const std::string& name, Fn fn) {
+  try {
+    facts.push_back(fn());
+  } catch (const std::exception& e) {
+    facts.push_back({name, std::string("error: ") + e.what(), "the experiment could not decide"});
+  }
+}
+
+std::string random_token() {
+  std::random_device rd;
+  return std::to_string(rd()) + "-" + std::to_string(::getpid());
+}
+
+// Does `peer_scratch` show what was just written into `lab`'s scratch directory?
+Fact check_peer(const Lab& lab, const std::filesystem::path& peer_scratch) {
+  const std::string token = random_token();
+  {
+    std::ofstream out(lab.local("peer-marker"));
+    out << token;
+  }
+  std::ifstream in(peer_scratch / "peer-marker");
+  std::string read_back;
+  std::getline(in, read_back);
+  const bool same = read_back == token;
+  return yes_no("peer_same_export", same,
+                same ? "a file written in " + lab.scratch().string() + " reads back through " +
+                           peer_scratch.string()
+                     : "a file written in " + lab.scratch().string() + " is not visible as " +
+                           (peer_scratch / "peer-marker").string() +
+                           "; the peer directory is not a second mount of the same directory, "
+                           "so the experiments ran without it");
+}
+
+}  // namespace
+
+FsIdentity identify_filesystem(const std::filesystem::path& dir) {
+  const std::filesystem::path canonical = std::filesystem::canonical(dir);
+  FsIdentity id;
+  id.type = "unknown";
+#if defined(LOCKSMITH_OS_LINUX)
+  struct statfs sfs {};
+  if (::statfs(canonical.c_str(), &sfs) != 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(), "statfs '" + dir.string() + "'");
+  }
+  id.magic = static_cast<std::uint64_t>(
+      static_cast<std::make_unsigned_t<decltype(sfs.f_type)>>(sfs.f_type));
+  if (const char* name = magic_name(id.magic)) id.type = name;
+  // The mount holding the directory: the longest mount point above it; of equal ones, the last
+  // mounted (it hides the others).
+  std::ifstream in("/proc/self/mountinfo");
+  const std::string path = canonical.string();
+  MountEntry best;
+  bool found = false;
+  for (std::string line; std::getline(in, line);) {
+    MountEntry e;
+    if (!parse_mountinfo(line, e) || !is_under(path, e.mount_point)) continue;
+    if (!found || e.mount_point.size() >= best.mount_point.size()) {
+      best = std::move(e);
+      found = true;
+    }
+  }
+  if (found) {
+    id.type = best.fstype;
+    id.mount_point = best.mount_point;
+    id.source = best.source;
+    id.options = merge_options(best.mount_options, best.super_options);
+  }
+#else
+  struct statvfs svfs {};
+  if (::statvfs(canonical.c_str(), &svfs) != 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(), "statvfs '" + dir.string() + "'");
+  }
+  id.options = (svfs.f_flag & ST_RDONLY) != 0 ? "ro" : "rw";
+#endif
+  return id;
+}
+
+std::vector<Fact> probe_semantics(const std::filesystem::path& dir,
+                                  const std::filesystem::path* peer_dir,
+                                  const SemanticsOptions& options) {
+  std::vector<Fact> facts = identity_facts(identify_filesystem(dir), "");
+  utsname uts{};
+  if (::uname(&uts) == 0) {
+    facts.push_back(
+        {"kernel", std::string(uts.sysname) + " " + uts.release + " " + uts.machine, "uname()"});
+  }
+  Lab lab(dir, options);
+  if (peer_dir != nullptr) {
+    run(facts, "peer_fs_type", [&] {
+      const auto peer_facts = identity_facts(identify_filesystem(*peer_dir), "peer_");
+      facts.insert(facts.end(), peer_facts.begin(), peer_facts.end() - 1);
+      return peer_facts.back();
+    });
+    const std::filesystem::path peer_scratch = *peer_dir / lab.scratch().filename();
+    run(facts, "peer_same_export", [&] {
+      Fact f = check_peer(lab, peer_scratch);
+      if (f.value == "yes") lab.use_peer(peer_scratch);
+      return f;
+    });
+  }
+
+  bool supported[3] = {false, false, false};
+  for (const Kind k : {Kind::flock, Kind::fcntl, Kind::ofd}) {
+    run(facts, std::string(kind_name(k)) + "_supported", [&] {
+      Fact f = lock_supported(lab, k);
+      supported[static_cast<int>(k)] = f.value == "yes";
+      return f;
+    });
+  }
+  // An experiment on a lock that does not work here has nothing to say.
+  const auto needs = [&](const std::string& name, std::initializer_list<Kind> kinds, auto fn) {
+    for (const Kind k : kinds) {
+      if (!supported[static_cast<int>(k)]) {
+        facts.push_back({name, "unsupported",
+                         std::string(kind_name(k)) + " locks do not work here (see " +
+                             kind_name(k) + "_supported)"});
+        return;
+      }
+    }
+    run(facts, name, fn);
+  };
+  needs("close_any_fd_drops_fcntl", {Kind::fcntl}, [&] { return close_any_fd_drops_fcntl(lab); });
+  needs("flock_fcntl_interact", {Kind::flock, Kind::fcntl},
+        [&] { return flock_fcntl_interact(lab); });
+  needs("flock_shared_across_fork", {Kind::flock}, [&] { return flock_shared_across_fork(lab); });
+  for (const Kind k : {Kind::flock, Kind::ofd, Kind::fcntl}) {
+    needs(std::string("two_opens_conflict_") + kind_name(k), {k},
+          [&] { return two_opens_conflict(lab, k); });
+  }
+  run(facts, "o_excl_atomic", [&] { return o_excl_atomic(lab); });
+  run(facts, "link_nlink_2", [&] { return link_nlink_2(lab); });
+  run(facts, "rename_atomic_for_readers", [&] { return rename_atomic_for_readers(lab); });
+  return facts;
+}
+
+}  // namespace locksmith::harness

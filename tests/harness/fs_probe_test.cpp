@@ -1,0 +1,375 @@
+// Filesystem identification and the semantics experiments of `locksmith probe`, run on real
+// mounts made by the tests: a tmpfs and an ext4 loop mount (both need root; skipped otherwise),
+// each in a private mount namespace so that nothing leaks into the host's mount table even if
+// the test dies. On Linux local filesystems the answers are known (flock is per open file
+// description and independent of fcntl; fcntl is per process and dropped by any close), so every
+// experiment is asserted to give them, including the "no" answers.
+#include "locksmith/platform.hpp"
+
+#if defined(LOCKSMITH_OS_LINUX)
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <regex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "locksmith/harness/fs_probe.hpp"
+#include "locksmith/unique_fd.hpp"
+#include "test_support.hpp"
+
+extern char** environ;
+
+namespace locksmith::harness {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, Fact> by_name(const std::vector<Fact>& facts) {
+  std::map<std::string, Fact> m;
+  for (const auto& f : facts) {
+    EXPECT_TRUE(m.emplace(f.name, f).second) << "duplicate fact " << f.name;
+  }
+  return m;
+}
+
+std::string dump(const std::vector<Fact>& facts) {
+  std::string out;
+  for (const auto& f : facts) out += "  " + f.name + " = " + f.value + "  (" + f.detail + ")\n";
+  return out;
+}
+
+// Mounts made here stay private to this test process: a crashed test cannot leave a mount (or,
+// with autoclear, a loop device) behind. Falls back to the host namespace if unshare() fails.
+void enter_private_mount_namespace() {
+  static const bool done = [] {
+    if (::unshare(CLONE_NEWNS) != 0) return false;
+    return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+  }();
+  (void)done;
+}
+
+// Unmounts on destruction; a busy mount is detached lazily rather than left behind.
+class Mount {
+ public:
+  Mount() = default;
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+  ~Mount() { unmount(); }
+
+  // 0 or the errno of mount(2).
+  int mount(const std::string& source, const fs::path& target, const char* type,
+            unsigned long flags, const std::string& data) {
+    fs::create_directories(target);
+    if (::mount(source.c_str(), target.c_str(), type, flags, data.c_str()) != 0) return errno;
+    target_ = target;
+    return 0;
+  }
+  void unmount() {
+    if (target_.empty()) return;
+    if (::umount2(target_.c_str(), 0) != 0) ::umount2(target_.c_str(), MNT_DETACH);
+    target_.clear();
+  }
+  const fs::path& path() const { return target_; }
+
+ private:
+  fs::path target_;
+};
+
+// Runs a command with its output discarded; its exit status, 127 if it could not be started.
+// The wait is bounded: the command is killed after `timeout`.
+int run_command(std::vector<std::string> args, std::chrono::seconds timeout) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return 127;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return 124;
+    }
+    timespec nap{0, 5000000};
+    ::nanosleep(&nap, nullptr);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string find_mkfs_ext4() {
+  for (const char* p : {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return "mkfs.ext4";  // from PATH
+}
+
+// A 64 MiB ext4 image attached to a free loop device (autoclear: the device detaches itself
+// when the filesystem is unmounted and the device closed) and mounted on `dir`.
+class Ext4LoopMount {
+ public:
+  // Empty when it worked, else why not (the test is skipped with that message).
+  std::string setup(const fs::path& image, const fs::path& dir) {
+    {
+      UniqueFd img(::open(image.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!img || ::ftruncate(img.get(), 64 << 20) != 0) return "cannot create the image file";
+    }
+    const int mkfs =
+        run_command({find_mkfs_ext4(), "-q", "-F", image.string()}, std::chrono::seconds(60));
+    if (mkfs == 127) return "mkfs.ext4 is not installed (Debian package e2fsprogs)";
+    if (mkfs != 0) return "mkfs.ext4 failed with status " + std::to_string(mkfs);
+    UniqueFd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
+    if (!control)
+      return "no loop devices here (/dev/loop-control: " + std::string(strerror(errno)) + ")";
+    UniqueFd img(::open(image.c_str(), O_RDWR | O_CLOEXEC));
+    if (!img) return "cannot reopen the image";
+    // Another process may take the free device between the two calls: retry a few times.
+    for (int attempt = 0; attempt < 8 && device_.empty(); ++attempt) {
+      const int n = ::ioctl(control.get(), LOOP_CTL_GET_FREE);
+      if (n < 0) return "LOOP_CTL_GET_FREE: " + std::string(strerror(errno));
+      const std::string dev = "/dev/loop" + std::to_string(n);
+      UniqueFd loop(::open(dev.c_str(), O_RDWR | O_CLOEXEC));
+      if (!loop) continue;
+      loop_config config{};
+      config.fd = static_cast<__u32>(img.get());
+      config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+      if (::ioctl(loop.get(), LOOP_CONFIGURE, &config) != 0) continue;
+      device_ = dev;
+      loop_ = std::move(loop);
+    }
+    if (device_.empty()) return "could not attach the image to a loop device";
+    const int err = mount_.mount(device_, dir, "ext4", 0, "");
+    // The mount holds the device now; closing ours lets autoclear detach it at unmount.
+    loop_.reset();
+    if (err != 0) return "mount -t ext4 " + device_ + ": " + strerror(err);
+    return {};
+  }
+  const std::string& device() const { return device_; }
+  const fs::path& path() const { return mount_.path(); }
+
+ private:
+  std::string device_;
+  UniqueFd loop_;
+  Mount mount_;
+};
+
+// Asserts the answers every Linux local filesystem gives.
+void expect_linux_local_answers(const std::vector<Fact>& facts) {
+  const auto f = by_name(facts);
+  const std::map<std::string, std::string> expected = {
+      {"flock_supported", "yes"},
+      {"fcntl_supported", "yes"},
+      {"ofd_supported", "yes"},
+      {"close_any_fd_drops_fcntl", "yes"},
+      {"flock_fcntl_interact", "no"},
+      {"flock_shared_across_fork", "yes"},
+      {"two_opens_conflict_flock", "yes"},
+      {"two_opens_conflict_ofd", "yes"},
+      {"two_opens_conflict_fcntl", "no"},
+      {"o_excl_atomic", "yes"},
+      {"link_nlink_2", "yes"},
+      {"rename_atomic_for_readers", "yes"},
+  };
+  for (const auto& [name, value] : expected) {
+    const auto it = f.find(name);
+    ASSERT_NE(it, f.end()) << "missing fact " << name << "\n" << dump(facts);
+    EXPECT_EQ(it->second.value, value) << name << ": " << it->second.detail;
+    EXPECT_FALSE(it->second.detail.empty()) << name;
+  }
+  // The evidence behind two of the answers: every round had one winner, and the reader really
+  // saw the file change under it (a reader that saw one version proves nothing about rename).
+  EXPECT_NE(f.at("o_excl_atomic").detail.find("exactly one winner in 50,"), std::string::npos)
+      << f.at("o_excl_atomic").detail;
+  std::smatch m;
+  const std::string rename_detail = f.at("rename_atomic_for_readers").detail;
+  ASSERT_TRUE(std::regex_search(rename_detail, m, std::regex(R"(\((\d+) version changes seen\))")))
+      << rename_detail;
+  EXPECT_GE(std::stoul(m[1].str()), 2u) << rename_detail;
+}
+
+// The experiments leave nothing behind in the probed directory.
+void expect_empty(const fs::path& dir) {
+  EXPECT_TRUE(fs::is_empty(dir)) << dir << " still holds "
+                                 << (fs::is_empty(dir)
+                                         ? ""
+                                         : fs::directory_iterator(dir)->path().string());
+}
+
+class MountedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "mounting a filesystem needs root";
+    enter_private_mount_namespace();
+  }
+  // A tmpfs on a directory whose name has a space (the mount table escapes it as \040).
+  void mount_tmpfs(unsigned long flags = 0) {
+    const int err =
+        tmpfs_.mount("tmpfs", base_ / "tmpfs mnt", "tmpfs", flags, "size=16m,mode=0755");
+    if (err != 0) GTEST_SKIP() << "cannot mount a tmpfs: " << strerror(err);
+  }
+
+  test::TempDir base_;
+  Mount tmpfs_;
+};
+
+TEST_F(MountedTest, IdentifiesTmpfsWithItsMountPointAndOptions) {
+  mount_tmpfs();
+  const fs::path sub = tmpfs_.path() / "a" / "b";
+  fs::create_directories(sub);
+  const FsIdentity id = identify_filesystem(sub);
+  EXPECT_EQ(id.type, "tmpfs");
+  EXPECT_EQ(id.magic, 0x01021994u);
+  EXPECT_EQ(id.mount_point, fs::canonical(tmpfs_.path()).string());
+  EXPECT_EQ(id.source, "tmpfs");
+  EXPECT_NE(id.options.find("size=16384k"), std::string::npos) << id.options;
+  EXPECT_EQ(id.options.rfind("rw,", 0), 0u) << id.options;
+}
+
+TEST_F(MountedTest, IdentifiesExt4OnALoopMount) {
+  Ext4LoopMount ext4;
+  if (const std::string why = ext4.setup(base_ / "ext4.img", base_ / "ext4"); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  const FsIdentity id = identify_filesystem(ext4.path());
+  EXPECT_EQ(id.type, "ext4");
+  EXPECT_EQ(id.magic, 0xef53u);
+  EXPECT_EQ(id.mount_point, fs::canonical(ext4.path()).string());
+  EXPECT_EQ(id.source, ext4.device());
+}
+
+TEST_F(MountedTest, LinuxLocalAnswersOnTmpfs) {
+  mount_tmpfs();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<Fact> facts = probe_semantics(tmpfs_.path(), nullptr);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  expect_linux_local_answers(facts);
+  const auto f = by_name(facts);
+  EXPECT_EQ(f.at("fs_type").value, "tmpfs");
+  EXPECT_EQ(f.at("mount_point").value, fs::canonical(tmpfs_.path()).string());
+  EXPECT_NE(f.at("mount_options").value.find("size=16384k"), std::string::npos);
+  EXPECT_EQ(f.count("peer_same_export"), 0u);
+  expect_empty(tmpfs_.path());
+  EXPECT_LT(secs, 30.0) << "a hang, not a measurement";
+  std::cout << "probe_semantics on tmpfs took " << secs << " s\n" << dump(facts);
+}
+
+TEST_F(MountedTest, LinuxLocalAnswersOnExt4) {
+  Ext4LoopMount ext4;
+  if (const std::string why = ext4.setup(base_ / "ext4.img", base_ / "ext4"); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  const fs::path dir = ext4.path() / "probe";
+  fs::create_directory(dir);
+  const std::vector<Fact> facts = probe_semantics(dir, nullptr);
+  expect_linux_local_answers(facts);
+  const auto f = by_name(facts);
+  EXPECT_EQ(f.at("fs_type").value, "ext4");
+  EXPECT_EQ(f.at("mount_source").value, ext4.device());
+  expect_empty(dir);
+}
+
+// A bind mount is a second mount of the same directory: the competing processes work through
+// it, and a local filesystem answers exactly as before.
+TEST_F(MountedTest, PeerThroughABindMountGivesTheSameAnswers) {
+  mount_tmpfs();
+  Mount bind;
+  if (const int err = bind.mount(tmpfs_.path().string(), base_ / "peer", nullptr, MS_BIND, "");
+      err != 0) {
+    GTEST_SKIP() << "cannot bind-mount: " << strerror(err);
+  }
+  const fs::path peer = bind.path();
+  const std::vector<Fact> facts = probe_semantics(tmpfs_.path(), &peer);
+  expect_linux_local_answers(facts);
+  const auto f = by_name(facts);
+  EXPECT_EQ(f.at("peer_same_export").value, "yes") << f.at("peer_same_export").detail;
+  EXPECT_EQ(f.at("peer_fs_type").value, "tmpfs");
+  EXPECT_EQ(f.at("peer_mount_point").value, fs::canonical(peer).string());
+  for (const char* name :
+       {"close_any_fd_drops_fcntl", "flock_fcntl_interact", "rename_atomic_for_readers"}) {
+    EXPECT_NE(f.at(name).detail.find("through the peer mount"), std::string::npos)
+        << name << ": " << f.at(name).detail;
+  }
+  EXPECT_NE(f.at("link_nlink_2").detail.find("through the peer mount st_nlink=2"),
+            std::string::npos)
+      << f.at("link_nlink_2").detail;
+}
+
+TEST_F(MountedTest, ReadOnlyDirectoryIsAnEnvironmentError) {
+  mount_tmpfs(MS_RDONLY);
+  try {
+    probe_semantics(tmpfs_.path(), nullptr);
+    FAIL() << "probing a read-only filesystem must throw";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::read_only_file_system) << e.what();
+    EXPECT_NE(std::string(e.what()).find(tmpfs_.path().string()), std::string::npos) << e.what();
+  }
+}
+
+// Without root: whatever filesystem holds $TMPDIR, every experiment decides.
+TEST(FsProbe, EveryExperimentDecidesInATempDir) {
+  test::TempDir dir;
+  const std::vector<Fact> facts = probe_semantics(dir.path(), nullptr);
+  const auto f = by_name(facts);
+  EXPECT_EQ(f.at("fs_type").value, identify_filesystem(dir.path()).type);
+  EXPECT_FALSE(f.at("mount_point").value.empty());
+  EXPECT_EQ(f.count("kernel"), 1u);
+  for (const char* name :
+       {"flock_supported", "fcntl_supported", "ofd_supported", "close_any_fd_drops_fcntl",
+        "flock_fcntl_interact", "flock_shared_across_fork", "two_opens_conflict_flock",
+        "two_opens_conflict_ofd", "two_opens_conflict_fcntl", "o_excl_atomic", "link_nlink_2",
+        "rename_atomic_for_readers"}) {
+    ASSERT_EQ(f.count(name), 1u) << name << "\n" << dump(facts);
+    EXPECT_EQ(f.at(name).value.rfind("error", 0), std::string::npos)
+        << name << " = " << f.at(name).value;
+  }
+  expect_empty(dir.path());
+}
+
+// A peer directory that is not the same directory is reported and not used.
+TEST(FsProbe, UnrelatedPeerDirectoryIsReportedAndIgnored) {
+  test::TempDir dir;
+  test::TempDir other;
+  const fs::path& peer = other.path();
+  const auto f = by_name(probe_semantics(dir.path(), &peer));
+  EXPECT_EQ(f.at("peer_same_export").value, "no");
+  EXPECT_EQ(f.at("o_excl_atomic").value, "yes");
+  EXPECT_EQ(f.at("o_excl_atomic").detail.find("peer"), std::string::npos);
+  EXPECT_EQ(f.at("close_any_fd_drops_fcntl").detail.find("peer"), std::string::npos);
+}
+
+TEST(FsProbe, MissingDirectoryThrows) {
+  test::TempDir dir;
+  EXPECT_THROW(identify_filesystem(dir / "missing"), std::system_error);
+  EXPECT_THROW(probe_semantics(dir / "missing", nullptr), std::system_error);
+}
+
+}  // namespace
+}  // namespace locksmith::harness
+
+#endif  // LOCKSMITH_OS_LINUX
