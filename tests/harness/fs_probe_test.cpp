@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +33,9 @@
 #include <system_error>
 #include <vector>
 
+#include "locksmith/harness/engine.hpp"
 #include "locksmith/harness/fs_probe.hpp"
+#include "locksmith/harness/probe.hpp"
 #include "locksmith/unique_fd.hpp"
 #include "test_support.hpp"
 
@@ -373,3 +376,68 @@ TEST(FsProbe, MissingDirectoryThrows) {
 }  // namespace locksmith::harness
 
 #endif  // LOCKSMITH_OS_LINUX
+
+// End to end: `locksmith probe` (run_probe, with real worker processes re-executing the
+// locksmith binary) on a tmpfs and on an ext4 loop mount made here, plus a stress run with the
+// kill nemesis on each, and a broken lock on each so the verdict is shown to mean something.
+namespace locksmith::harness {
+namespace {
+
+void expect_probe_all_safe(const fs::path& dir, const std::string& fs_type) {
+  ProbeOptions o;
+  o.dir = dir;
+  o.duration = std::chrono::milliseconds(300);
+  o.worker_exe = LOCKSMITH_BINARY;
+  const Report r = run_probe(o);
+  EXPECT_EQ(r.exit_code(), 0);
+  ASSERT_EQ(r.primitives.size(), 4u);
+  for (const auto& p : r.primitives) {
+    EXPECT_EQ(p.verdict, PrimitiveVerdict::safe) << p.name << ": " << p.reason;
+    EXPECT_GT(p.stats.at("acquired"), 0) << p.name;
+  }
+  const auto f = by_name(r.facts);
+  EXPECT_EQ(f.at("fs_type").value, fs_type);
+}
+
+void expect_stress_verdicts(const fs::path& dir) {
+  StressOptions good;
+  good.spec = "flock:" + (dir / "kill.lock").string();
+  good.workers = 3;
+  good.duration = std::chrono::milliseconds(600);
+  good.nemesis_kill = true;
+  good.nemesis_interval = std::chrono::milliseconds(100);
+  good.worker_exe = LOCKSMITH_BINARY;
+  const StressResult ok = run_stress(good);
+  for (const auto& c : ok.checks)
+    EXPECT_NE(c.verdict, Verdict::fail) << c.name << ": " << c.summary;
+  EXPECT_GT(std::count_if(ok.history.events.begin(), ok.history.events.end(),
+                          [](const Event& e) { return e.type == EventType::crash; }),
+            0);
+
+  StressOptions bad = good;
+  bad.spec = "broken:create:" + (dir / "create.lock").string();
+  bad.nemesis_kill = false;
+  bad.duration.reset();
+  bad.iterations = 100;
+  const StressResult broken = run_stress(bad);
+  EXPECT_TRUE(std::any_of(broken.checks.begin(), broken.checks.end(),
+                          [](const CheckResult& c) { return c.verdict == Verdict::fail; }));
+}
+
+TEST_F(MountedTest, ProbeAndStressEndToEndOnTmpfs) {
+  mount_tmpfs();
+  expect_probe_all_safe(tmpfs_.path(), "tmpfs");
+  expect_stress_verdicts(tmpfs_.path());
+}
+
+TEST_F(MountedTest, ProbeAndStressEndToEndOnExt4) {
+  Ext4LoopMount ext4;
+  if (const std::string why = ext4.setup(base_ / "ext4.img", base_ / "ext4"); !why.empty()) {
+    GTEST_SKIP() << why;
+  }
+  expect_probe_all_safe(ext4.path(), "ext4");
+  expect_stress_verdicts(ext4.path());
+}
+
+}  // namespace
+}  // namespace locksmith::harness
