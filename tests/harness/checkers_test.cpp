@@ -1,0 +1,762 @@
+// Hand-written histories for every checker: each one passes a correct history and fails a
+// broken one, naming the right workers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "locksmith/harness/checkers.hpp"
+#include "locksmith/harness/history.hpp"
+
+namespace locksmith::harness {
+namespace {
+
+constexpr std::uint64_t kMs = 1000000;
+
+// Builds a history event by event; build() sorts it the way load_history does.
+class Builder {
+ public:
+  Builder() { h_.info.kind = "test"; }
+
+  Builder& ev(EventType type, std::uint32_t worker, std::uint32_t op, std::uint64_t t,
+              std::int64_t value = -1, std::uint8_t host = 0, Mode mode = Mode::exclusive) {
+    Event e;
+    e.type = type;
+    e.worker = worker;
+    e.op = op;
+    e.time_ns = t;
+    e.value = value;
+    e.host = host;
+    e.mode = mode;
+    e.magic = kEventMagic;
+    h_.events.push_back(e);
+    return *this;
+  }
+  Event& last() { return h_.events.back(); }
+
+  // invoke at t0, ok at t1, release at t2, released just after.
+  Builder& cs(std::uint32_t worker, std::uint32_t op, std::uint64_t t0, std::uint64_t t1,
+              std::uint64_t t2, Mode mode = Mode::exclusive, std::uint8_t host = 0,
+              std::int64_t counter = -1, std::int64_t fence = -1) {
+    ev(EventType::invoke, worker, op, t0, -1, host, mode);
+    ev(EventType::ok, worker, op, t1, fence, host, mode);
+    ev(EventType::release, worker, op, t2, counter, host, mode);
+    ev(EventType::released, worker, op, t2 + 1, -1, host, mode);
+    return *this;
+  }
+  Builder& info(RunInfo i) {
+    h_.info = std::move(i);
+    return *this;
+  }
+  RunInfo& run() { return h_.info; }
+
+  History build() const {
+    History h = h_;
+    std::stable_sort(h.events.begin(), h.events.end(), [](const Event& a, const Event& b) {
+      if (a.host != b.host) return a.host < b.host;
+      if (a.time_ns != b.time_ns) return a.time_ns < b.time_ns;
+      return a.worker < b.worker;
+    });
+    return h;
+  }
+
+ private:
+  History h_;
+};
+
+bool names(const Violation& v, std::initializer_list<std::uint32_t> workers) {
+  for (std::uint32_t w : workers) {
+    if (std::find(v.workers.begin(), v.workers.end(), w) == v.workers.end()) return false;
+  }
+  return true;
+}
+
+bool mentions(const Violation& v, const std::string& s) {
+  return v.what.find(s) != std::string::npos;
+}
+
+TEST(Verdict, Names) {
+  EXPECT_STREQ(to_string(Verdict::pass), "pass");
+  EXPECT_STREQ(to_string(Verdict::fail), "fail");
+  EXPECT_STREQ(to_string(Verdict::skipped), "skipped");
+}
+
+// ---- intervals ----
+
+TEST(Intervals, ReleasedCrashedOpenAndUnknown) {
+  Builder b;
+  b.cs(1, 0, 10, 20, 30, Mode::exclusive, 0, 7, 42);
+  b.last().aux = 0;
+  b.ev(EventType::invoke, 2, 0, 25).ev(EventType::ok, 2, 0, 35);  // killed while holding
+  b.ev(EventType::crash, 2, 0, 50);
+  b.ev(EventType::invoke, 3, 0, 40);  // killed waiting: unknown outcome, no interval
+  b.ev(EventType::crash, 3, 0, 55);
+  b.ev(EventType::invoke, 4, 0, 60).ev(EventType::ok, 4, 0, 70);  // never released
+  b.ev(EventType::invoke, 5, 0, 80).ev(EventType::busy, 5, 0, 81);
+  b.ev(EventType::invoke, 5, 1, 100);
+  const History h = b.build();
+  const std::vector<Interval> iv = intervals(h);
+  ASSERT_EQ(iv.size(), 3u);
+  EXPECT_EQ(iv[0].worker, 1u);
+  EXPECT_EQ(iv[0].invoke_ns, 10u);
+  EXPECT_EQ(iv[0].start_ns, 20u);
+  EXPECT_EQ(iv[0].end_ns, 30u);
+  EXPECT_EQ(iv[0].counter, 7);
+  EXPECT_EQ(iv[0].fence, 42);
+  EXPECT_FALSE(iv[0].open);
+  EXPECT_FALSE(iv[0].ended_by_crash);
+  EXPECT_EQ(iv[1].worker, 2u);
+  EXPECT_EQ(iv[1].end_ns, 50u);
+  EXPECT_TRUE(iv[1].ended_by_crash);
+  EXPECT_FALSE(iv[1].open);
+  EXPECT_EQ(iv[2].worker, 4u);
+  EXPECT_TRUE(iv[2].open);
+  EXPECT_EQ(iv[2].end_ns, 100u);  // the last event of the history
+}
+
+TEST(Intervals, SortedByHostThenStartAndCarryEvidence) {
+  Builder b;
+  b.cs(1, 0, 0, 500, 600, Mode::exclusive, 1);
+  b.cs(2, 0, 0, 100, 200, Mode::shared, 1);
+  b.cs(3, 0, 0, 900, 950, Mode::exclusive, 0);
+  History h = b.build();
+  for (Event& e : h.events) {
+    if (e.worker == 2 && e.type == EventType::ok) e.witness_readers = 3;
+    if (e.worker == 1 && e.type == EventType::release) e.aux = 1;
+  }
+  const auto iv = intervals(h);
+  ASSERT_EQ(iv.size(), 3u);
+  EXPECT_EQ(iv[0].worker, 3u);
+  EXPECT_EQ(iv[1].worker, 2u);
+  EXPECT_EQ(iv[1].mode, Mode::shared);
+  EXPECT_EQ(iv[1].witness_readers, 3u);
+  EXPECT_EQ(iv[2].worker, 1u);
+  EXPECT_TRUE(iv[2].witness_overwritten);
+}
+
+// ---- exclusion ----
+
+TEST(Exclusion, SequentialAndTouchingSectionsPass) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20).cs(2, 0, 5, 20, 30).cs(1, 1, 21, 31, 40);  // 20: release then ok
+  const CheckResult r = check_exclusion(b.build());
+  EXPECT_EQ(r.name, "exclusion");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.violation_count, 0u);
+  EXPECT_EQ(r.metrics.at("critical_sections"), 3);
+}
+
+TEST(Exclusion, OverlapIsReportedWithWorkersOpsAndTimes) {
+  Builder b;
+  b.cs(1, 0, 0, 10 * kMs, 30 * kMs).cs(2, 4, 0, 20 * kMs, 40 * kMs);
+  const CheckResult r = check_exclusion(b.build());
+  ASSERT_EQ(r.verdict, Verdict::fail);
+  ASSERT_EQ(r.violation_count, 1u);
+  const Violation& v = r.violations.at(0);
+  EXPECT_TRUE(names(v, {1, 2})) << v.what;
+  EXPECT_TRUE(mentions(v, "worker 2 op 4")) << v.what;
+  EXPECT_TRUE(mentions(v, "worker 1 op 0")) << v.what;
+  EXPECT_EQ(v.from_ns, 20 * kMs);
+  EXPECT_EQ(v.to_ns, 30 * kMs);
+}
+
+TEST(Exclusion, NestedSectionIsAnOverlap) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 100).cs(2, 0, 0, 50, 60).cs(3, 0, 0, 100, 110);
+  const CheckResult r = check_exclusion(b.build());
+  EXPECT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {1, 2}));
+}
+
+TEST(Exclusion, SharedHoldersMayOverlapButNotAWriter) {
+  Builder ok;
+  ok.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 60, Mode::shared).cs(3, 0, 0, 60, 70);
+  EXPECT_EQ(check_exclusion(ok.build()).verdict, Verdict::pass);
+
+  Builder bad;
+  bad.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 60, Mode::shared).cs(3, 0, 0, 55, 70);
+  const CheckResult r = check_exclusion(bad.build());
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {3, 2}));
+
+  Builder reader_in_writer;
+  reader_in_writer.cs(1, 0, 0, 10, 50).cs(2, 0, 0, 20, 30, Mode::shared);
+  EXPECT_EQ(check_exclusion(reader_in_writer.build()).violation_count, 1u);
+}
+
+TEST(Exclusion, OccupancyWitnessIsClockFreeEvidence) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20).cs(2, 0, 0, 30, 40);
+  History h = b.build();
+  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  for (Event& e : h.events) {
+    if (e.worker == 2 && e.type == EventType::ok) e.witness_writers = 1;
+  }
+  const CheckResult r = check_exclusion(h);
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_EQ(r.violations.at(0).workers, std::vector<std::uint32_t>{2});
+  EXPECT_TRUE(mentions(r.violations.at(0), "1 exclusive holder")) << r.violations.at(0).what;
+  EXPECT_EQ(r.metrics.at("witness_violations"), 1);
+}
+
+TEST(Exclusion, ReadersSeenByAWriterAndWritersSeenByAReaderAreViolations) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20, Mode::shared).cs(2, 0, 0, 30, 40, Mode::shared).cs(3, 0, 0, 50, 60);
+  History h = b.build();
+  for (Event& e : h.events) {
+    if (e.type != EventType::ok) continue;
+    if (e.worker == 1) e.witness_readers = 2;  // a reader seeing readers is fine
+  }
+  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  for (Event& e : h.events) {
+    if (e.type != EventType::ok) continue;
+    if (e.worker == 2) e.witness_writers = 1;
+    if (e.worker == 3) e.witness_readers = 1;
+  }
+  const CheckResult r = check_exclusion(h);
+  EXPECT_EQ(r.violation_count, 2u);
+}
+
+TEST(Exclusion, OverwrittenOwnerWitnessIsAViolation) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20).cs(2, 3, 0, 30, 40);
+  History h = b.build();
+  for (Event& e : h.events) {
+    if (e.worker == 2 && e.type == EventType::release) e.aux = 1;
+  }
+  const CheckResult r = check_exclusion(h);
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(mentions(r.violations.at(0), "worker 2 op 3"));
+  EXPECT_EQ(r.metrics.at("witness_overwritten"), 1);
+}
+
+TEST(Exclusion, SkippedForASemaphore) {
+  Builder b;
+  b.run().max_holders = 3;
+  b.cs(1, 0, 0, 10, 50).cs(2, 0, 0, 20, 60);
+  EXPECT_EQ(check_exclusion(b.build()).verdict, Verdict::skipped);
+}
+
+TEST(Exclusion, SameTimesOnDifferentHostsAreNeverCompared) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 50, Mode::exclusive, 0).cs(2, 0, 0, 10, 50, Mode::exclusive, 1);
+  b.cs(3, 0, 0, 20, 30, Mode::exclusive, 2);
+  const CheckResult r = check_exclusion(b.build());
+  EXPECT_EQ(r.verdict, Verdict::pass) << (r.violations.empty() ? "" : r.violations[0].what);
+  // ... but an overlap within one of those hosts still is.
+  b.cs(4, 0, 0, 25, 35, Mode::exclusive, 2);
+  const CheckResult bad = check_exclusion(b.build());
+  ASSERT_EQ(bad.violation_count, 1u);
+  EXPECT_TRUE(names(bad.violations.at(0), {3, 4}));
+}
+
+TEST(Exclusion, KilledHolderEndsAtItsCrash) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.ev(EventType::invoke, 2, 0, 5);
+  b.ev(EventType::crash, 1, 0, 100);
+  b.ev(EventType::ok, 2, 0, 150).ev(EventType::release, 2, 0, 160);
+  EXPECT_EQ(check_exclusion(b.build()).verdict, Verdict::pass);
+
+  // A grant before the crash (the victim still held the lock) is an overlap.
+  Builder bad;
+  bad.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  bad.ev(EventType::invoke, 2, 0, 5).ev(EventType::ok, 2, 0, 90);
+  bad.ev(EventType::crash, 1, 0, 100);
+  bad.ev(EventType::release, 2, 0, 160);
+  const CheckResult r = check_exclusion(bad.build());
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {1, 2}));
+}
+
+TEST(Exclusion, UnknownOutcomeIsNeverAViolation) {
+  // Worker 2 invoked while 1 held and was killed before any outcome: it may or may not have
+  // got the lock, so it proves nothing, and it does not end worker 1's interval either.
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.ev(EventType::invoke, 2, 0, 20);
+  b.ev(EventType::crash, 2, 0, 30);
+  b.ev(EventType::release, 1, 0, 40).ev(EventType::released, 1, 0, 41);
+  b.cs(3, 0, 35, 45, 50);
+  const History h = b.build();
+  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  for (const CheckResult& r : check_all(h, std::nullopt)) {
+    EXPECT_NE(r.verdict, Verdict::fail) << r.name << ": " << r.summary;
+  }
+  // Worker 1 still counts until 40: worker 3 entering at 35 would overlap it.
+  Builder bad = b;
+  bad.cs(4, 0, 33, 35, 36);
+  EXPECT_EQ(check_exclusion(bad.build()).violation_count, 1u);
+}
+
+TEST(Exclusion, OpenIntervalCountsOnlyUpToItsWorkersLastEvent) {
+  // Worker 1 recorded ok and nothing after (its history file filled up, say). Past its last
+  // record we cannot prove it still held the lock, so later holders are not flagged...
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.cs(2, 0, 5, 20, 30).cs(3, 0, 25, 40, 50);
+  History h = b.build();
+  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  const auto iv = intervals(h);
+  ASSERT_FALSE(iv.empty());
+  EXPECT_TRUE(iv[0].open);
+  EXPECT_EQ(iv[0].end_ns, 51u);  // drawn to the end of the history
+  // ... but a holder it proves was inside when it got the lock is.
+  Builder bad;
+  bad.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  bad.cs(2, 0, 0, 5, 30);
+  const CheckResult r = check_exclusion(bad.build());
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {1, 2}));
+}
+
+TEST(Exclusion, SectionLeftOpenBeforeTheNextAcquireEndsAtTheWorkersPreviousRecord) {
+  // Worker 1's release record is missing, yet it went on to acquire again at 40: its first
+  // section ended somewhere after 10 and is not stretched over worker 2's [20, 30].
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.cs(2, 0, 5, 20, 30).cs(1, 1, 40, 45, 50);
+  const History h = b.build();
+  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  const auto iv = intervals(h);
+  ASSERT_EQ(iv.size(), 3u);
+  EXPECT_TRUE(iv[0].open);
+  EXPECT_EQ(iv[0].end_ns, 10u);
+}
+
+TEST(Exclusion, KeepsAtMostMaxViolationsButCountsAll) {
+  Builder b;
+  // A no-op lock: 300 sections that all overlap their predecessor.
+  for (std::uint32_t i = 0; i < 300; ++i) b.cs(i % 3, i, i * 10, i * 10 + 1, i * 10 + 25);
+  const CheckResult r = check_exclusion(b.build());
+  EXPECT_EQ(r.verdict, Verdict::fail);
+  EXPECT_EQ(r.violation_count, 299u);
+  EXPECT_EQ(r.violations.size(), kMaxViolations);
+}
+
+TEST(Exclusion, UnsortedInputIsSortedFirst) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 30).cs(2, 0, 0, 20, 40);
+  History h = b.build();
+  std::reverse(h.events.begin(), h.events.end());
+  EXPECT_EQ(check_exclusion(h).violation_count, 1u);
+}
+
+// ---- shared / exclusive ----
+
+TEST(SharedExclusive, ReadersTogetherPassWritersAmongReadersFail) {
+  Builder b;
+  b.run().shared_mix = true;
+  b.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 60, Mode::shared);
+  b.cs(3, 0, 0, 30, 55, Mode::shared).cs(4, 0, 0, 60, 80);
+  const CheckResult r = check_shared_exclusive(b.build());
+  EXPECT_EQ(r.name, "shared-exclusive");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("max_concurrent_readers"), 3);
+  EXPECT_EQ(r.metrics.at("reader_overlaps"), 2);
+
+  b.cs(5, 0, 0, 70, 90, Mode::shared);  // a reader while writer 4 holds
+  const CheckResult bad = check_shared_exclusive(b.build());
+  ASSERT_EQ(bad.violation_count, 1u);
+  EXPECT_TRUE(names(bad.violations.at(0), {4, 5}));
+}
+
+TEST(SharedExclusive, WriterEnteringAmongReadersAndWitnesses) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 30);
+  const CheckResult r = check_shared_exclusive(b.build());
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {1, 2}));
+
+  Builder w;
+  w.cs(1, 0, 0, 10, 20, Mode::shared).cs(2, 0, 0, 30, 40);
+  History h = w.build();
+  for (Event& e : h.events) {
+    if (e.type == EventType::ok) e.witness_writers = e.worker == 1 ? 1 : 0;
+  }
+  const CheckResult wr = check_shared_exclusive(h);
+  ASSERT_EQ(wr.violation_count, 1u);
+  EXPECT_EQ(wr.violations.at(0).workers, std::vector<std::uint32_t>{1});
+}
+
+TEST(SharedExclusive, SkippedWithoutSharedSections) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_shared_exclusive(b.build()).verdict, Verdict::skipped);
+}
+
+// ---- semaphore bound ----
+
+TEST(SemaphoreBound, AtMostMaxHolders) {
+  Builder b;
+  b.run().max_holders = 3;
+  b.cs(1, 0, 0, 10, 100).cs(2, 0, 0, 20, 100).cs(3, 0, 0, 30, 100).cs(4, 0, 0, 100, 120);
+  const CheckResult r = check_semaphore_bound(b.build());
+  EXPECT_EQ(r.name, "semaphore-bound");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("max_concurrent"), 3);
+
+  b.cs(5, 0, 0, 40, 50);  // a fourth holder inside [30, 100)
+  const CheckResult bad = check_semaphore_bound(b.build());
+  ASSERT_EQ(bad.violation_count, 1u);
+  EXPECT_TRUE(names(bad.violations.at(0), {5, 1, 2, 3})) << bad.violations.at(0).what;
+  EXPECT_EQ(bad.metrics.at("max_concurrent"), 4);
+}
+
+TEST(SemaphoreBound, WitnessAndHosts) {
+  Builder b;
+  b.run().max_holders = 2;
+  b.cs(1, 0, 0, 10, 100, Mode::exclusive, 0).cs(2, 0, 0, 10, 100, Mode::exclusive, 1);
+  b.cs(3, 0, 0, 10, 100, Mode::exclusive, 2).cs(4, 0, 0, 20, 100, Mode::exclusive, 0);
+  History h = b.build();
+  for (Event& e : h.events) {
+    if (e.type == EventType::ok && e.worker == 4) e.witness_writers = 1;
+  }
+  EXPECT_EQ(check_semaphore_bound(h).verdict, Verdict::pass);
+  for (Event& e : h.events) {
+    if (e.type == EventType::ok && e.worker == 4) e.witness_writers = 2;
+  }
+  const CheckResult r = check_semaphore_bound(h);
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_EQ(r.violations.at(0).workers, std::vector<std::uint32_t>{4});
+}
+
+// ---- timeout accuracy ----
+
+Builder timed(std::int64_t wait_ns, std::uint64_t waited_ns) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 1000, wait_ns).ev(EventType::timeout, 1, 0, 1000 + waited_ns, 110);
+  return b;
+}
+
+TEST(TimeoutAccuracy, WithinBoundsPasses) {
+  const CheckResult r = check_timeout_accuracy(timed(500 * kMs, 520 * kMs).build());
+  EXPECT_EQ(r.name, "timeout-accuracy");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_DOUBLE_EQ(r.metrics.at("max_overshoot_ms"), 20);
+  EXPECT_DOUBLE_EQ(r.metrics.at("p99_overshoot_ms"), 20);
+  // 1 ms of clock granularity is tolerated below the timeout.
+  EXPECT_EQ(check_timeout_accuracy(timed(500 * kMs, 499 * kMs + 500000).build()).verdict,
+            Verdict::pass);
+  // 10 % of a long timeout is more than the 100 ms slack.
+  EXPECT_EQ(check_timeout_accuracy(timed(5000 * kMs, 5400 * kMs).build()).verdict, Verdict::pass);
+}
+
+TEST(TimeoutAccuracy, EarlyLateAndForeverFail) {
+  const CheckResult early = check_timeout_accuracy(timed(500 * kMs, 400 * kMs).build());
+  ASSERT_EQ(early.violation_count, 1u);
+  EXPECT_TRUE(mentions(early.violations.at(0), "before its")) << early.violations.at(0).what;
+  EXPECT_EQ(early.violations.at(0).workers, std::vector<std::uint32_t>{1});
+
+  const CheckResult late = check_timeout_accuracy(timed(500 * kMs, 650 * kMs).build());
+  ASSERT_EQ(late.violation_count, 1u);
+  EXPECT_TRUE(mentions(late.violations.at(0), "past its")) << late.violations.at(0).what;
+  // A tighter slack catches smaller overshoots.
+  EXPECT_EQ(check_timeout_accuracy(timed(100 * kMs, 140 * kMs).build(), 20).verdict, Verdict::fail);
+  EXPECT_EQ(check_timeout_accuracy(timed(500 * kMs, 540 * kMs).build(), 20).verdict,
+            Verdict::pass);  // 10 % of 500 ms
+
+  const CheckResult forever = check_timeout_accuracy(timed(-1, 10 * kMs).build());
+  ASSERT_EQ(forever.violation_count, 1u);
+  EXPECT_TRUE(mentions(forever.violations.at(0), "forever"));
+}
+
+TEST(TimeoutAccuracy, PausedWaiterIsExcusedAndNoTimeoutsIsSkipped) {
+  Builder b = timed(500 * kMs, 900 * kMs);
+  b.ev(EventType::pause, 1, 0, 100 * kMs).ev(EventType::resume, 1, 0, 500 * kMs);
+  const CheckResult r = check_timeout_accuracy(b.build());
+  EXPECT_EQ(r.verdict, Verdict::pass);
+  EXPECT_EQ(r.metrics.at("paused_timeouts"), 1);
+
+  Builder none;
+  none.cs(1, 0, 0, 10, 20).ev(EventType::invoke, 2, 0, 5, 0).ev(EventType::busy, 2, 0, 6);
+  EXPECT_EQ(check_timeout_accuracy(none.build()).verdict, Verdict::skipped);
+}
+
+// ---- release after crash ----
+
+TEST(ReleaseAfterCrash, RecoveryWithinBoundPasses) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::invoke, 2, 0, 20 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  b.ev(EventType::ok, 2, 0, 150 * kMs).ev(EventType::release, 2, 0, 160 * kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  EXPECT_EQ(r.name, "release-after-crash");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_DOUBLE_EQ(r.metrics.at("max_recovery_ms"), 50);
+  EXPECT_EQ(r.metrics.at("crashes_holding"), 1);
+  // The same recovery is too slow for a 40 ms bound.
+  const CheckResult tight = check_release_after_crash(b.build(), 40);
+  ASSERT_EQ(tight.violation_count, 1u);
+  EXPECT_TRUE(names(tight.violations.at(0), {1, 2}));
+}
+
+TEST(ReleaseAfterCrash, SlowRecoveryWithoutWaitersIsOnlyAMetric) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  b.cs(2, 0, 4000 * kMs, 4000 * kMs, 4001 * kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  EXPECT_EQ(r.verdict, Verdict::pass);
+  EXPECT_DOUBLE_EQ(r.metrics.at("max_recovery_ms"), 3900);
+}
+
+TEST(ReleaseAfterCrash, NeverReleasedWhileOthersWaitFails) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::invoke, 2, 0, 20 * kMs, 1000 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  b.ev(EventType::timeout, 2, 0, 1020 * kMs);
+  b.ev(EventType::invoke, 2, 1, 1021 * kMs, 1000 * kMs);
+  b.ev(EventType::timeout, 2, 1, 2021 * kMs);
+  b.ev(EventType::invoke, 2, 2, 2022 * kMs, 1000 * kMs);
+  b.ev(EventType::timeout, 2, 2, 3022 * kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(mentions(r.violations.at(0), "nobody was granted")) << r.violations.at(0).what;
+
+  // A history that stops before the bound proves nothing.
+  Builder short_run;
+  short_run.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  short_run.ev(EventType::invoke, 2, 0, 20 * kMs);
+  short_run.ev(EventType::crash, 1, 0, 100 * kMs);
+  EXPECT_EQ(check_release_after_crash(short_run.build(), 2000).verdict, Verdict::pass);
+}
+
+TEST(ReleaseAfterCrash, CrashOfANonHolderIsNotMeasuredAndNoCrashIsSkipped) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_release_after_crash(b.build()).verdict, Verdict::skipped);
+  b.ev(EventType::invoke, 2, 0, 30).ev(EventType::crash, 2, 0, 40);
+  b.ev(EventType::invoke, 3, 0, 35);
+  b.cs(1, 1, 5000 * kMs, 5000 * kMs, 5001 * kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 10);
+  EXPECT_EQ(r.verdict, Verdict::pass);
+  EXPECT_EQ(r.metrics.at("crashes"), 1);
+  EXPECT_EQ(r.metrics.at("crashes_holding"), 0);
+}
+
+TEST(ReleaseAfterCrash, ThreadsKilledTogetherAreNotWaitersForEachOther) {
+  // Worker 1 holds; its sibling thread 2 waits; both die together; nobody else wants the lock.
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::invoke, 2, 0, 20 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs).ev(EventType::crash, 2, 0, 100 * kMs + 50);
+  b.cs(3, 0, 9000 * kMs, 9000 * kMs, 9001 * kMs);
+  EXPECT_EQ(check_release_after_crash(b.build(), 2000).verdict, Verdict::pass);
+}
+
+// ---- lost updates ----
+
+TEST(LostUpdates, DistinctValuesAndFinalCount) {
+  Builder b;
+  b.run().counter = true;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 1);
+  b.cs(1, 1, 0, 50, 60, Mode::exclusive, 0, 2);
+  const History h = b.build();
+  const CheckResult r = check_lost_updates(h, 3);
+  EXPECT_EQ(r.name, "lost-updates");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("increments"), 3);
+  EXPECT_EQ(check_lost_updates(h, std::nullopt).verdict, Verdict::pass);
+  EXPECT_EQ(check_lost_updates(h, 2).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, 4).verdict, Verdict::fail);
+}
+
+TEST(LostUpdates, RepeatedValueNamesBothOperations) {
+  Builder b;
+  b.cs(1, 7, 0, 10, 30, Mode::exclusive, 0, 5).cs(2, 9, 0, 20, 40, Mode::exclusive, 0, 5);
+  b.cs(3, 0, 0, 50, 60, Mode::exclusive, 0, 6);
+  const CheckResult r = check_lost_updates(b.build(), 7);
+  ASSERT_GE(r.violation_count, 1u);
+  const Violation& v = r.violations.at(0);
+  EXPECT_TRUE(names(v, {1, 2}));
+  EXPECT_TRUE(mentions(v, "worker 1 op 7") && mentions(v, "worker 2 op 9")) << v.what;
+  EXPECT_TRUE(mentions(v, "value 5")) << v.what;
+}
+
+TEST(LostUpdates, CrashInsideTheSectionMayOrMayNotHaveWritten) {
+  // The last holder was killed inside: it may or may not have written its increment.
+  Builder b;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0);
+  b.ev(EventType::invoke, 2, 0, 25).ev(EventType::ok, 2, 0, 30).ev(EventType::crash, 2, 0, 40);
+  const History h = b.build();
+  EXPECT_EQ(check_lost_updates(h, 1).verdict, Verdict::pass);
+  EXPECT_EQ(check_lost_updates(h, 2).verdict, Verdict::pass);
+  EXPECT_EQ(check_lost_updates(h, 3).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, 0).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, 2).metrics.at("unknown_increments"), 1);
+
+  // A later holder read 2, so the victim did write; the final value must then be 3.
+  b.cs(3, 0, 35, 50, 60, Mode::exclusive, 0, 2);
+  const History later = b.build();
+  EXPECT_EQ(check_lost_updates(later, 3).verdict, Verdict::pass);
+  const CheckResult r = check_lost_updates(later, 2);
+  ASSERT_EQ(r.verdict, Verdict::fail);
+  EXPECT_TRUE(mentions(r.violations.at(0), "largest value read")) << r.violations.at(0).what;
+}
+
+TEST(LostUpdates, SkippedWithoutCounter) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_lost_updates(b.build(), std::nullopt).verdict, Verdict::skipped);
+}
+
+// ---- atomic visibility ----
+
+TEST(AtomicVisibility, CompletePublishedVersionsPass) {
+  Builder b;
+  b.ev(EventType::write, 1, 0, 10, 1).ev(EventType::write, 1, 1, 20, 2);
+  b.ev(EventType::read, 2, 0, 15, 1)
+      .ev(EventType::read, 2, 1, 25, 2)
+      .ev(EventType::read, 3, 0, 26, 2);
+  const CheckResult r = check_atomic_visibility(b.build());
+  EXPECT_EQ(r.name, "atomic-visibility");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("reads"), 3);
+  EXPECT_EQ(r.metrics.at("versions"), 2);
+}
+
+TEST(AtomicVisibility, PartialAndUnpublishedReadsFail) {
+  Builder b;
+  b.ev(EventType::write, 1, 0, 10, 1);
+  b.ev(EventType::read, 2, 4, 15, 1);
+  b.last().aux = 1;
+  b.ev(EventType::read, 3, 6, 16, 9);
+  const CheckResult r = check_atomic_visibility(b.build());
+  ASSERT_EQ(r.violation_count, 2u);
+  EXPECT_TRUE(mentions(r.violations.at(0), "worker 2 op 4")) << r.violations.at(0).what;
+  EXPECT_TRUE(mentions(r.violations.at(0), "partial"));
+  EXPECT_TRUE(mentions(r.violations.at(1), "version 9")) << r.violations.at(1).what;
+  EXPECT_EQ(r.metrics.at("partial_reads"), 1);
+}
+
+TEST(AtomicVisibility, SkippedWithoutReads) {
+  Builder b;
+  b.ev(EventType::write, 1, 0, 10, 1);
+  EXPECT_EQ(check_atomic_visibility(b.build()).verdict, Verdict::skipped);
+}
+
+// ---- fencing ----
+
+TEST(Fencing, StrictlyIncreasingTokensPass) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 3).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, -1, 4);
+  b.cs(1, 1, 0, 50, 60, Mode::exclusive, 0, -1, 9);
+  const CheckResult r = check_fencing(b.build());
+  EXPECT_EQ(r.name, "fencing");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("tokens"), 3);
+}
+
+TEST(Fencing, RegressionOrRepeatFails) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 5).cs(2, 3, 0, 30, 40, Mode::exclusive, 0, -1, 4);
+  const CheckResult r = check_fencing(b.build());
+  ASSERT_EQ(r.violation_count, 1u);
+  EXPECT_TRUE(names(r.violations.at(0), {1, 2}));
+  EXPECT_TRUE(mentions(r.violations.at(0), "worker 2 op 3")) << r.violations.at(0).what;
+
+  Builder rep;
+  rep.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 5).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, -1, 5);
+  EXPECT_EQ(check_fencing(rep.build()).violation_count, 1u);
+}
+
+TEST(Fencing, HostsAreNotOrderedButRepeatsAcrossHostsAreCaught) {
+  Builder b;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 8).cs(2, 0, 0, 30, 40, Mode::exclusive, 1, -1, 2);
+  b.cs(3, 0, 0, 50, 60, Mode::exclusive, 1, -1, 9);
+  EXPECT_EQ(check_fencing(b.build()).verdict, Verdict::pass);
+  b.cs(4, 0, 0, 70, 80, Mode::exclusive, 1, -1, 8);  // 8 again, on host 1 (also a regression)
+  const CheckResult r = check_fencing(b.build());
+  EXPECT_EQ(r.violation_count, 2u);
+  bool repeat_named = false;
+  for (const Violation& v : r.violations) repeat_named = repeat_named || names(v, {1, 4});
+  EXPECT_TRUE(repeat_named);
+}
+
+TEST(Fencing, SemaphoreGrantsAreNotOrderedAndNoTokensIsSkipped) {
+  Builder b;
+  b.run().max_holders = 2;
+  b.cs(1, 0, 0, 10, 50, Mode::exclusive, 0, -1, 6).cs(2, 0, 0, 20, 60, Mode::exclusive, 0, -1, 5);
+  EXPECT_EQ(check_fencing(b.build()).verdict, Verdict::pass);
+
+  Builder none;
+  none.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_fencing(none.build()).verdict, Verdict::skipped);
+}
+
+// ---- liveness ----
+
+TEST(Liveness, Metrics) {
+  Builder b;
+  b.cs(1, 0, 0, 10 * kMs, 11 * kMs).cs(2, 0, 5 * kMs, 11 * kMs, 12 * kMs);
+  b.cs(2, 1, 12 * kMs, 13 * kMs, 14 * kMs).cs(1, 1, 12 * kMs, 40 * kMs, 41 * kMs);
+  b.ev(EventType::invoke, 3, 0, 0, 0).ev(EventType::busy, 3, 0, 1);
+  const CheckResult r = check_liveness(b.build());
+  EXPECT_EQ(r.name, "liveness");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_DOUBLE_EQ(r.metrics.at("max_wait_ms"), 28);
+  EXPECT_DOUBLE_EQ(r.metrics.at("p50_wait_ms"), 6);
+  EXPECT_EQ(r.metrics.at("successes"), 4);
+  EXPECT_EQ(r.metrics.at("attempts"), 5);
+  EXPECT_EQ(r.metrics.at("busy"), 1);
+  EXPECT_EQ(r.metrics.at("handoffs"), 2);  // 1 -> 2, (2 -> 2), 2 -> 1
+  EXPECT_EQ(r.metrics.at("min_worker_successes"), 0);
+  EXPECT_EQ(r.metrics.at("max_worker_successes"), 2);
+}
+
+TEST(Liveness, StarvationFailsOnlyWhenClear) {
+  Builder b;
+  std::uint64_t t = 0;
+  for (std::uint32_t i = 0; i < 100; ++i, t += 10) b.cs(1 + i % 2, i, t, t + 1, t + 5);
+  for (std::uint32_t i = 0; i < 9; ++i) {
+    b.ev(EventType::invoke, 9, i, 2 * i + 1, 0).ev(EventType::busy, 9, i, 2 * i + 2);
+  }
+  EXPECT_EQ(check_liveness(b.build()).verdict, Verdict::pass);  // 9 attempts: not yet
+  b.ev(EventType::invoke, 9, 9, 50, 0).ev(EventType::busy, 9, 9, 51);
+  const CheckResult r = check_liveness(b.build());
+  ASSERT_EQ(r.verdict, Verdict::fail);
+  EXPECT_EQ(r.violations.at(0).workers, std::vector<std::uint32_t>{9});
+  EXPECT_EQ(r.metrics.at("starved_workers"), 1);
+}
+
+// ---- check_all ----
+
+std::vector<std::string> names_of(const std::vector<CheckResult>& rs) {
+  std::vector<std::string> out;
+  for (const CheckResult& r : rs) out.push_back(r.name);
+  return out;
+}
+
+TEST(CheckAll, PicksTheCheckersThatApply) {
+  Builder b;
+  b.run().counter = true;
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0);
+  using V = std::vector<std::string>;
+  EXPECT_EQ(names_of(check_all(b.build(), 1)),
+            (V{"exclusion", "timeout-accuracy", "lost-updates", "fencing", "liveness"}));
+
+  Builder s = b;
+  s.run().max_holders = 3;
+  s.run().counter = false;
+  s.run().shared_mix = true;
+  s.ev(EventType::invoke, 2, 0, 30).ev(EventType::crash, 2, 0, 31);
+  s.ev(EventType::read, 3, 0, 40, 1).ev(EventType::write, 3, 1, 39, 1);
+  EXPECT_EQ(names_of(check_all(s.build(), std::nullopt)),
+            (V{"shared-exclusive", "semaphore-bound", "timeout-accuracy", "release-after-crash",
+               "atomic-visibility", "fencing", "liveness"}));
+
+  const auto all = check_all(b.build(), 1);
+  for (const CheckResult& r : all) EXPECT_NE(r.verdict, Verdict::fail) << r.name;
+  EXPECT_EQ(all[1].verdict, Verdict::skipped);  // no timeouts
+  const auto wrong = check_all(b.build(), 5);
+  EXPECT_EQ(wrong[2].verdict, Verdict::fail);
+}
+
+}  // namespace
+}  // namespace locksmith::harness
