@@ -45,14 +45,28 @@ int spawn_and_wait(const std::vector<std::string>& command) {
   argv.reserve(command.size() + 1);
   for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  // Block the forwarded signals until the child's pid is known, so that a SIGTERM arriving
+  // during the spawn is forwarded to the command instead of killing us (and freeing the lock)
+  // while the command runs on. The child gets the original mask back.
+  sigset_t forwarded;
+  sigset_t original;
+  sigemptyset(&forwarded);
+  for (int signo : kForwarded) sigaddset(&forwarded, signo);
+  install_forwarding();
+  ::sigprocmask(SIG_BLOCK, &forwarded, &original);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &original);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = 0;
-  const int err = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
+  const int err = ::posix_spawnp(&pid, argv[0], nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (err == 0) g_child = pid;
+  ::sigprocmask(SIG_SETMASK, &original, nullptr);
   if (err != 0) {
     std::fprintf(stderr, "locksmith: cannot run '%s': %s\n", argv[0], std::strerror(err));
     return err == ENOENT ? kExitNotFound : kExitCannotRun;
   }
-  g_child = pid;
-  install_forwarding();
   int wstatus = 0;
   while (::waitpid(pid, &wstatus, 0) < 0) {
     if (errno != EINTR) {

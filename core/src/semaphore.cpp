@@ -1,5 +1,7 @@
 #include "locksmith/semaphore.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -78,8 +80,18 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
   int winner = -1;
   std::error_code failure;
   auto wait_slot = [&](unsigned i) noexcept {
-    const std::error_code ec =
-        waiters[i].wait(fds[i].get(), LockMode::exclusive, opts.backend, deadline);
+    std::error_code ec;
+    for (auto backoff = std::chrono::microseconds(100);; backoff *= 2) {
+      ec = waiters[i].wait(fds[i].get(), LockMode::exclusive, opts.backend, deadline);
+      // fcntl locks: while one of our threads already holds a slot and another still waits, the
+      // kernel can see a cycle through another process doing the same and refuse with EDEADLK.
+      // The cycle dissolves when either side cancels its other waiters, so wait a little and
+      // try again instead of failing.
+      if (ec != std::errc::resource_deadlock_would_occur || Clock::now() >= deadline) break;
+      std::this_thread::sleep_for(
+          std::min<std::chrono::microseconds>(backoff, std::chrono::milliseconds(10)));
+    }
+    if (ec == std::errc::resource_deadlock_would_occur) ec = make_error_code(errc::timeout);
     std::lock_guard<std::mutex> guard(mutex);
     if (!ec) {
       if (winner < 0) {

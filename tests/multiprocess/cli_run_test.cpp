@@ -1,0 +1,204 @@
+// `locksmith run` end to end: the real binary (LOCKSMITH_MP_CLI), real lock holders in other
+// processes, and this test binary as the command it runs (the `hold-cmd` and `count-fds` roles).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "locksmith/file_lock.hpp"
+#include "mp_support.hpp"
+#include "mp_util.hpp"
+#include "test_support.hpp"
+
+#ifdef LOCKSMITH_MP_CLI
+
+namespace locksmith::mp {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* kCli = LOCKSMITH_MP_CLI;
+constexpr int kExitUsage = 2;
+constexpr int kExitNotLocked = 75;
+constexpr int kExitNotFound = 127;
+
+// `locksmith run --lock SPEC [options] -- command...`
+Process run_spec(const std::string& lock_spec, const std::vector<std::string>& options,
+                 const std::vector<std::string>& command, const SpawnOptions& spawn = {}) {
+  std::vector<std::string> argv{kCli, "run", "--lock", lock_spec};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.emplace_back("--");
+  argv.insert(argv.end(), command.begin(), command.end());
+  return Process::spawn(argv, spawn);
+}
+
+struct Kind {
+  const char* spec_kind;  // in the lock spec
+  const char* backend;    // of the locker holding the same file
+};
+
+class CliRunTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  std::string spec(const std::string& extra = "") const {
+    return std::string(GetParam().spec_kind) + ":" + path_.string() + extra;
+  }
+  Process locker() const { return Process::child("locker", {GetParam().backend, path_.string()}); }
+
+  // `locksmith run --lock SPEC [options] -- command...` on this test's lock file.
+  Process run(const std::vector<std::string>& options, const std::vector<std::string>& command,
+              const SpawnOptions& spawn = {}) const {
+    return run_spec(spec(), options, command, spawn);
+  }
+  std::vector<std::string> self_role(const std::string& role,
+                                     const std::vector<std::string>& args = {}) const {
+    std::vector<std::string> argv{self_exe(), std::string(kChildFlag) + role};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  bool parent_can_lock(LockMode mode = LockMode::exclusive) const {
+    LockOptions o;
+    o.backend = parse_backend(GetParam().backend);
+    FileLock probe(path_, o);
+    return !probe.acquire(mode, Clock::time_point::min());
+  }
+
+  test::TempDir dir_;
+  std::filesystem::path path_ = dir_ / "lock";
+};
+
+TEST_P(CliRunTest, ExitStatusOfTheCommandPassesThrough) {
+  EXPECT_EQ(run({}, {"/bin/sh", "-c", "exit 7"}).wait_exit(), 7);
+  EXPECT_EQ(run({}, {"/bin/true"}).wait_exit(), 0);
+  EXPECT_EQ(run({}, {"/bin/sh", "-c", "exit 0"}).wait_exit(), 0);
+}
+
+TEST_P(CliRunTest, CommandRunsWhileTheLockIsHeldAndItIsReleasedAfterwards) {
+  Process cli = run({}, self_role("hold-cmd"));
+  ASSERT_EQ(cli.read_line().value_or("<no reply>"), "READY");
+  EXPECT_FALSE(parent_can_lock(LockMode::shared));
+  Process other = locker();
+  EXPECT_EQ(other.request("acquire ex"), "BUSY");
+  cli.close_stdin();  // hold-cmd exits on EOF
+  EXPECT_EQ(cli.wait_exit(), 0);
+  EXPECT_TRUE(parent_can_lock());
+}
+
+TEST_P(CliRunTest, Exits75WhenAnotherProcessHoldsTheLock) {
+  Process holder = locker();
+  ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
+  EXPECT_EQ(run({"--timeout", "0"}, {"/bin/true"}).wait_exit(), kExitNotLocked);
+
+  const auto start = Clock::now();
+  EXPECT_EQ(run({"--timeout", "0.3"}, {"/bin/true"}).wait_exit(), kExitNotLocked);
+  EXPECT_GE(Clock::now() - start, 300ms);
+
+  // The command must not have run: it would have created this file.
+  const auto marker = dir_ / "ran";
+  EXPECT_EQ(run({"--timeout", "0"}, {"/bin/sh", "-c", "touch " + marker.string()}).wait_exit(),
+            kExitNotLocked);
+  EXPECT_FALSE(std::filesystem::exists(marker));
+
+  ASSERT_EQ(holder.request("release"), "OK");
+  EXPECT_EQ(run({"--timeout", "0"}, {"/bin/sh", "-c", "touch " + marker.string()}).wait_exit(), 0);
+  EXPECT_TRUE(std::filesystem::exists(marker));
+}
+
+TEST_P(CliRunTest, Exits127ForAMissingCommand) {
+  EXPECT_EQ(run({}, {(dir_ / "no-such-command").string()}).wait_exit(), kExitNotFound);
+  EXPECT_TRUE(parent_can_lock()) << "the lock stayed held after the command failed to start";
+}
+
+TEST_P(CliRunTest, SharedHoldersRunConcurrently) {
+  Process first = run({"--shared"}, self_role("hold-cmd"));
+  Process second = run({"--shared"}, self_role("hold-cmd"));
+  // Both commands are running at the same time, each under its shared lock.
+  ASSERT_EQ(first.read_line().value_or("<no reply>"), "READY");
+  ASSERT_EQ(second.read_line().value_or("<no reply>"), "READY");
+  EXPECT_FALSE(parent_can_lock(LockMode::exclusive));
+  EXPECT_TRUE(parent_can_lock(LockMode::shared));
+  EXPECT_EQ(run({"--timeout", "0"}, {"/bin/true"}).wait_exit(), kExitNotLocked);
+  first.close_stdin();
+  second.close_stdin();
+  EXPECT_EQ(first.wait_exit(), 0);
+  EXPECT_EQ(second.wait_exit(), 0);
+  EXPECT_TRUE(parent_can_lock());
+}
+
+TEST_P(CliRunTest, CommandDoesNotInheritTheLockFd) {
+  // The probe is trusted only because it sees an fd that *is* inherited.
+  const int leaked = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(leaked, 0);
+  SpawnOptions with_fd;
+  with_fd.extra_fds = {{leaked, 5}};
+  Process control = Process::child("count-fds", {path_.string()}, with_fd);
+  EXPECT_EQ(control.read_line().value_or("<no reply>"), "FDS 1");
+  EXPECT_EQ(control.wait_exit(), 1);
+  ::close(leaked);
+
+  Process cli = run({}, self_role("count-fds", {path_.string()}));
+  EXPECT_EQ(cli.read_line().value_or("<no reply>"), "FDS 0");
+  EXPECT_EQ(cli.wait_exit(), 0);
+}
+
+// Under ThreadSanitizer the forwarding handler cannot run while locksmith waits for its command:
+// TSan defers an asynchronous signal's handler to the thread's next intercepted call, and
+// locksmith's waitpid() is restarted by SA_RESTART, so the deferred handler runs only after the
+// command has exited on its own (seen: `locksmith run -- sleep 3` + SIGTERM exits 0 after 3 s
+// under TSan, 143 at once without it). A sanitizer artefact, not a locksmith behaviour.
+#if defined(__SANITIZE_THREAD__)
+#define LOCKSMITH_MP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LOCKSMITH_MP_TSAN 1
+#endif
+#endif
+
+TEST_P(CliRunTest, SigtermIsForwardedToTheCommand) {
+#ifdef LOCKSMITH_MP_TSAN
+  GTEST_SKIP() << "TSan defers locksmith's SIGTERM handler until its waitpid() returns";
+#endif
+  Process cli = run({}, self_role("hold-cmd"));
+  ASSERT_EQ(cli.read_line().value_or("<no reply>"), "READY");
+  // locksmith installs its forwarding handlers just after starting the command: wait for them
+  // (SigCgt in /proc) rather than racing them.
+  const auto deadline = Clock::now() + kWaitLimit;
+  while (!catches_signal(cli.pid(), SIGTERM) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(catches_signal(cli.pid(), SIGTERM)) << "locksmith never installed a SIGTERM handler";
+  cli.kill(SIGTERM);
+  // 128 + SIGTERM from locksmith's exit status: the command died of the forwarded signal and
+  // locksmith itself exited normally (had SIGTERM killed locksmith, this would be -SIGTERM).
+  EXPECT_EQ(cli.wait_exit(), 128 + SIGTERM);
+  EXPECT_TRUE(parent_can_lock());
+}
+
+std::string kind_name(const ::testing::TestParamInfo<Kind>& param) { return param.param.backend; }
+
+INSTANTIATE_TEST_SUITE_P(Kinds, CliRunTest,
+                         ::testing::Values(Kind{"flock", "flock"}, Kind{"fcntl", "posix"},
+                                           Kind{"ofd", "ofd"}),
+                         kind_name);
+
+TEST(CliRun, Exits2ForABadSpec) {
+  test::TempDir dir;
+  const std::string base = (dir / "lock").string();
+  for (const std::string& bad :
+       {"flock:" + base + "?timeout=banana", "sem:" + base, "flock:" + base + "?colour=red",
+        std::string("nosuchkind:/x"), std::string("flock:")}) {
+    EXPECT_EQ(run_spec(bad, {}, {"/bin/true"}).wait_exit(), kExitUsage) << bad;
+  }
+  // `--shared` on a semaphore, which has no shared mode.
+  EXPECT_EQ(run_spec("sem:" + base + "?max=2", {"--shared"}, {"/bin/true"}).wait_exit(),
+            kExitUsage);
+}
+
+}  // namespace
+}  // namespace locksmith::mp
+
+#endif  // LOCKSMITH_MP_CLI
