@@ -29,8 +29,9 @@ std::error_code open_lock_file(const std::filesystem::path& path, OpenMode mode,
   DWORD flags = FILE_ATTRIBUTE_NORMAL;
   if (!follow_symlinks) flags |= FILE_FLAG_OPEN_REPARSE_POINT;
   // Handles are not inherited by child processes (bInheritHandle is false by default).
-  HANDLE h = ::CreateFileW(path.c_str(), access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                           nullptr, disposition, flags, nullptr);
+  HANDLE h =
+      ::CreateFileW(path.c_str(), access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    nullptr, disposition, flags, nullptr);
   if (h == INVALID_HANDLE_VALUE) return last_error();
   UniqueFd fd(h);
   if (!follow_symlinks) {
@@ -59,8 +60,8 @@ std::error_code names_same_file(native_handle fd, const std::filesystem::path& p
   UniqueFd other(h);
   BY_HANDLE_FILE_INFORMATION b{};
   if (!::GetFileInformationByHandle(h, &b)) return last_error();
-  same = a.dwVolumeSerialNumber == b.dwVolumeSerialNumber &&
-         a.nFileIndexHigh == b.nFileIndexHigh && a.nFileIndexLow == b.nFileIndexLow;
+  same = a.dwVolumeSerialNumber == b.dwVolumeSerialNumber && a.nFileIndexHigh == b.nFileIndexHigh &&
+         a.nFileIndexLow == b.nFileIndexLow;
   return {};
 }
 

@@ -30,8 +30,7 @@ std::error_code lock(native_handle h, LockFlags flags, Backend b) noexcept {
   const bool ex = has(flags, LockFlags::exclusive);
   if (has(flags, LockFlags::unblock) && !sh && !ex) return unlock(h, b);
   if (sh == ex) return std::make_error_code(std::errc::invalid_argument);
-  const auto deadline =
-      has(flags, LockFlags::non_blocking) ? Clock::time_point::min() : kForever;
+  const auto deadline = has(flags, LockFlags::non_blocking) ? Clock::time_point::min() : kForever;
   return lock_until(h, ex ? LockMode::exclusive : LockMode::shared, b, deadline);
 }
 
