@@ -441,3 +441,44 @@ TEST_F(MountedTest, ProbeAndStressEndToEndOnExt4) {
 
 }  // namespace
 }  // namespace locksmith::harness
+
+namespace locksmith::harness {
+namespace {
+
+// --peer-dir: odd-numbered workers lock through a second mount (here a bind mount) of the same
+// directory. A local filesystem must stay SAFE that way, and a broken lock must still be caught
+// when its two halves only meet through the shared guarded file.
+TEST_F(MountedTest, ProbeWithPeerDirectoryRunsHalfTheWorkersThroughIt) {
+  mount_tmpfs();
+  Mount bind;
+  if (const int err = bind.mount(tmpfs_.path().string(), base_ / "peer", nullptr, MS_BIND, "");
+      err != 0) {
+    GTEST_SKIP() << "cannot bind-mount: " << strerror(err);
+  }
+  ProbeOptions o;
+  o.dir = tmpfs_.path();
+  o.peer_dir = bind.path();
+  o.duration = std::chrono::milliseconds(300);
+  o.only = {"flock", "fcntl"};
+  o.worker_exe = LOCKSMITH_BINARY;
+  const Report r = run_probe(o);
+  EXPECT_EQ(r.exit_code(), 0);
+  EXPECT_EQ(r.peer_directory, fs::absolute(bind.path()).string());
+  ASSERT_EQ(r.primitives.size(), 2u);
+  for (const auto& p : r.primitives) {
+    EXPECT_EQ(p.verdict, PrimitiveVerdict::safe) << p.name << ": " << p.reason;
+  }
+
+  StressOptions s;
+  s.spec = "broken:noop:" + (tmpfs_.path() / "n.lock").string();
+  s.peer_spec = "broken:noop:" + (bind.path() / "n.lock").string();
+  s.workers = 2;
+  s.iterations = 200;
+  s.worker_exe = LOCKSMITH_BINARY;
+  const StressResult broken = run_stress(s);
+  EXPECT_TRUE(std::any_of(broken.checks.begin(), broken.checks.end(),
+                          [](const CheckResult& c) { return c.verdict == Verdict::fail; }));
+}
+
+}  // namespace
+}  // namespace locksmith::harness
