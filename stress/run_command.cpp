@@ -30,7 +30,7 @@ void install_forwarding() {
   struct sigaction action {};
   action.sa_handler = forward_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
+  action.sa_flags = 0;  // no SA_RESTART: waitpid() returns EINTR, and the wait loop retries
   for (int signo : kForwarded) ::sigaction(signo, &action, nullptr);
 }
 
