@@ -36,8 +36,10 @@ for preset in asan tsan coverage; do
 done
 
 step "coverage of core/"
-gcovr -r "$root" --filter "$root/core/" --object-directory build/coverage \
-  --txt build/coverage/coverage.txt --print-summary --fail-under-line "${LOCKSMITH_MIN_COVERAGE:-90}"
+# Only core's own object files: gcovr 5.2 cannot merge the records that test binaries keep for
+# lambdas in core's headers (an assertion in merge_function), and they add nothing to core/.
+gcovr -r "$root" --filter "$root/core/" --txt build/coverage/coverage.txt --print-summary \
+  --fail-under-line "${LOCKSMITH_MIN_COVERAGE:-90}" build/coverage/core
 tail -n 25 build/coverage/coverage.txt
 
 step "release: build and test (benchmarks as smoke runs)"
