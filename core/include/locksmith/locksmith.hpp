@@ -5,6 +5,7 @@
 #include "locksmith/error.hpp"
 #include "locksmith/file_lock.hpp"
 #include "locksmith/lock.hpp"
+#include "locksmith/lockfile_locks.hpp"
 #include "locksmith/lockable.hpp"
 #include "locksmith/platform.hpp"
 #include "locksmith/semaphore.hpp"

@@ -1,0 +1,210 @@
+// Lock-file conventions of Python's `lockfile` 0.12 (MkdirLockFile, PIDLockFile) and of
+// liblockfile / dotlockfile(1) (`<file>.lock`): MkdirLock, PidLockFile, DotLock.
+//
+// These locks are *existence* locks: the lock is a directory or file that exists while held.
+// Nothing in the kernel ties it to the holder, so (unlike flock/fcntl) nothing releases it when the
+// holder dies, and nothing wakes a waiter when it goes away.
+//
+// Common semantics
+//  - A held lock keeps one descriptor (MkdirLock: two) open on what it created, close-on-exec.
+//  - Owner: the process (its pid is in the names/contents) and, in it, this object. Another object
+//    in the same process does not hold it and is refused like any other process. Not re-entrant:
+//    acquire() on a held object fails with std::errc::resource_deadlock_would_occur. One object is
+//    not thread-safe; use one object per thread, or a mutex.
+//  - Release: release() removes what acquire() created, and only if it is still ours. Called on an
+//    object that does not hold the lock it returns errc::not_locked (NotLocked from unlock()) and
+//    touches nothing. When the lock was held but someone else has broken or replaced it since,
+//    release() removes nothing and returns errc::lock_lost.
+//  - fork(): the child inherits the object's "held" state but not the ownership (the pid differs):
+//    its release(), including its destructor, returns errc::not_locked and leaves the parent's lock
+//    in place. exec() keeps the lock on disk; the new image has no object for it.
+//  - Crash of the holder (SIGKILL, power loss): the lock stays behind. MkdirLock and PidLockFile do
+//    nothing about it by default (as lockfile); DotLock breaks it by liblockfile's stale rule.
+//  - Waiting: these protocols give the kernel nothing to wake a waiter with, so a wait with a
+//    deadline retries with exponential backoff (1 ms doubling to 128 ms) and ±50 % jitter.
+//    A deadline at or before now means one attempt: errc::busy; busy at a later deadline:
+//    errc::timeout. Only exclusive mode exists (supports_shared() is false; shared -> unsupported).
+//  - Errors are the OS errno (ENOENT for a missing directory, EACCES/EROFS for a read-only one,
+//    ENOTDIR/EISDIR/EEXIST for foreign junk of the wrong type); throwing forms name the lock path.
+//  - NFS: mkdir(), O_CREAT|O_EXCL (NFSv3+) and link() are atomic on the server, so MkdirLock,
+//    PidLockFile and DotLock exclude across clients. The pid tests of PidLockFile's break_stale_pid
+//    and DotLock's check_pid only mean something on one host; turn them off for shared mounts.
+//  - Destruction releases a held lock and never throws.
+//  - Windows: these classes exist but acquire() returns errc::unsupported.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "locksmith/lockable.hpp"
+#include "locksmith/unique_fd.hpp"
+
+namespace locksmith {
+
+// MkdirLock — lockfile.mkdirlockfile.MkdirLockFile.
+//  - The lock is the directory abspath(path) + ".lock", created with mkdir() (mode 0777 before
+//    umask, as os.mkdir). Busy = EEXIST, whatever the existing entry is.
+//  - Inside it, an empty file named like lockfile's unique name "%s.%s%s" % (hostname, tname, pid)
+//    with tname = "-%x" % (thread id & 0xffffffff) when `threaded` (lockfile's default; the id is
+//    pthread_self(), which is what Python's threading ident is), else "". lockfile reads this file
+//    only to decide "is it me"; it decides nothing for other processes.
+//  - release() removes the file, then the directory. A directory whose file is not ours (or that
+//    contains more) is not removed: errc::lock_lost.
+//  - Stale locks: lockfile has no stale detection and neither has MkdirLock. break_lock() is
+//    lockfile's break_lock(): it removes the directory and every file in it, whoever holds it.
+struct MkdirLockOptions {
+  std::optional<Clock::duration> timeout;  // lock() waits this long; nullopt = forever
+  bool fail_when_locked = false;           // lock() does not wait at all
+  bool threaded = true;                    // thread part in the unique name, as lockfile's default
+  unsigned permissions = 0777;             // directory mode before umask
+};
+
+class MkdirLock : public Lockable {
+ public:
+  explicit MkdirLock(std::filesystem::path path, MkdirLockOptions options = {});
+  MkdirLock(const MkdirLock&) = delete;
+  MkdirLock& operator=(const MkdirLock&) = delete;
+  ~MkdirLock() override;
+
+  std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
+  std::error_code release() noexcept override;
+  LockInfo describe() const override;
+  Clock::time_point default_deadline() const noexcept override;
+  bool supports_shared() const noexcept override { return false; }
+
+  bool owns_lock() const noexcept { return held_; }
+  // Whether the lock directory exists (held by anyone).
+  bool is_locked() const noexcept;
+  // Removes the lock whoever holds it (lockfile's break_lock). Missing is not an error.
+  std::error_code break_lock() noexcept;
+
+  const std::filesystem::path& path() const noexcept { return path_; }
+  // abspath(path) + ".lock": the directory.
+  const std::filesystem::path& lock_path() const noexcept { return lock_path_; }
+  // The unique file inside the directory, for the calling thread (or the one that acquired).
+  std::filesystem::path unique_path() const;
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path lock_path_;
+  MkdirLockOptions options_;
+  bool held_ = false;
+  long owner_pid_ = 0;
+  std::string unique_name_;  // set while held
+  // Kept open while held so that their inodes cannot be reused: release() then recognises a
+  // directory or file that someone else re-created under the same names.
+  UniqueFd dir_fd_, file_fd_;
+};
+
+// PidLockFile — lockfile.pidlockfile.PIDLockFile (and the FHS pid-file convention).
+//  - The lock is `path` itself, created with open(O_CREAT|O_EXCL|O_WRONLY, 0644) and holding
+//    "%d\n" % pid. Busy = EEXIST.
+//  - release() unlinks it only if it still contains our pid (lockfile: NotMyLock otherwise).
+//  - Stale locks: lockfile never breaks them. With `break_stale_pid` (default off), a lock whose
+//    pid does not exist (kill(pid, 0) fails with ESRCH) is removed and acquisition retried; a file
+//    without a valid pid is never broken. Only meaningful when every user is on this host; two
+//    breakers racing can, as with every check-then-unlink scheme, remove a fresh lock (the file is
+//    re-checked by inode and content just before unlink to keep that window small).
+struct PidLockFileOptions {
+  std::optional<Clock::duration> timeout;  // lock() waits this long; nullopt = forever
+  bool fail_when_locked = false;
+  bool break_stale_pid = false;
+  unsigned permissions = 0644;  // before umask, as lockfile
+};
+
+class PidLockFile : public Lockable {
+ public:
+  explicit PidLockFile(std::filesystem::path path, PidLockFileOptions options = {});
+  PidLockFile(const PidLockFile&) = delete;
+  PidLockFile& operator=(const PidLockFile&) = delete;
+  ~PidLockFile() override;
+
+  std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
+  std::error_code release() noexcept override;
+  LockInfo describe() const override;
+  Clock::time_point default_deadline() const noexcept override;
+  bool supports_shared() const noexcept override { return false; }
+
+  bool owns_lock() const noexcept { return held_; }
+  bool is_locked() const noexcept;
+  // The pid recorded in the file (lockfile's read_pid: first line, surrounding whitespace and
+  // leading zeros ignored), or nullopt when missing or not a number.
+  std::optional<long> read_pid() const;
+  // Removes the file whoever holds it. Missing is not an error.
+  std::error_code break_lock() noexcept;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  PidLockFileOptions options_;
+  bool held_ = false;
+  long owner_pid_ = 0;
+  UniqueFd fd_;  // the file we created, kept open so its inode cannot be reused while held
+};
+
+// DotLock — liblockfile's lockfile_create(3) / dotlockfile(1) convention.
+//  - Locking `file` creates `file` + ".lock" (dotlockfile takes that name as given). Its content is
+//    the holder's pid in ASCII decimal and "\n", as lockfile_create(L_PID) and `dotlockfile -p`
+//    write (without -p, dotlockfile writes "0\n").
+//  - Created NFS-safely like liblockfile: a temporary file ".lk<pid><random><host>" in the same
+//    directory, written and closed, then link()ed to the lock name; success is decided by lstat()
+//    of both names showing the same inode, not by link()'s return value (unreliable over NFS).
+//    The temporary name is then unlinked.
+//  - Stale rule (liblockfile's lockfile_check): a lock is valid when it holds the pid of a live
+//    process (kill(pid, 0) succeeds or fails with EPERM); with a pid whose process is gone
+//    (ESRCH) it is stale; without a pid (0, empty, junk) it is stale once its mtime is
+//    `stale_age` (300 s) old. A stale lock is unlinked (after re-checking its inode) and creation
+//    retried at once. With check_pid off, only the age rule is used (what dotlockfile does
+//    without -p, and what NFS users need); holders then call touch() more often than stale_age.
+//    liblockfile takes "now" from the pre-read atime when a read changes the atime; locksmith uses
+//    the system clock. Two breakers racing can remove a fresh lock: the protocol cannot prevent
+//    it (liblockfile has the same window).
+//  - Interop: `dotlockfile -p` and locksmith exclude each other and break each other's stale
+//    locks. Plain `dotlockfile` (no -p) ignores our pid and breaks a live locksmith lock older than
+//    5 minutes unless it is touched.
+//  - release() unlinks the lock only if it is still the file we linked and holds our pid.
+struct DotLockOptions {
+  std::optional<Clock::duration> timeout;  // lock() waits this long; nullopt = forever
+  bool fail_when_locked = false;
+  bool check_pid = true;  // a live pid keeps a lock valid, a dead one makes it stale
+  // A lock without a usable pid is stale after this long; nullopt = never by age.
+  std::optional<std::chrono::seconds> stale_age = std::chrono::seconds(300);
+  unsigned permissions = 0644;  // before umask, as liblockfile
+};
+
+class DotLock : public Lockable {
+ public:
+  // Locks `file`: the lock is `file` + ".lock".
+  explicit DotLock(std::filesystem::path file, DotLockOptions options = {});
+  DotLock(const DotLock&) = delete;
+  DotLock& operator=(const DotLock&) = delete;
+  ~DotLock() override;
+
+  std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
+  std::error_code release() noexcept override;
+  LockInfo describe() const override;
+  Clock::time_point default_deadline() const noexcept override;
+  bool supports_shared() const noexcept override { return false; }
+
+  bool owns_lock() const noexcept { return held_; }
+  bool is_locked() const noexcept;
+  // Updates the lock's mtime (lockfile_touch / dotlockfile -t) so the age rule keeps it valid.
+  std::error_code touch() noexcept;
+  // liblockfile's test on the current lock: true when it exists and is valid (not stale).
+  bool is_valid() const noexcept;
+  const std::filesystem::path& path() const noexcept { return file_; }
+  const std::filesystem::path& lock_path() const noexcept { return lock_path_; }
+
+ private:
+  std::filesystem::path file_;
+  std::filesystem::path lock_path_;
+  DotLockOptions options_;
+  bool held_ = false;
+  long owner_pid_ = 0;
+  UniqueFd fd_;  // the file we linked, kept open so its inode cannot be reused while held
+};
+
+}  // namespace locksmith

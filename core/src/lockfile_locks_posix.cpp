@@ -1,0 +1,526 @@
+// MkdirLock, PidLockFile and DotLock on POSIX: the lockfile 0.12 and liblockfile protocols.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+
+#include "file_ops.hpp"
+#include "locksmith/lockfile_locks.hpp"
+#include "sys_posix.hpp"
+
+namespace locksmith {
+
+namespace {
+
+using detail::last_error;
+using detail::retry_on_eintr;
+
+std::error_code os_error(int err) noexcept { return {err, std::generic_category()}; }
+
+// Retries of one attempt that lost a race with another process (the entry vanished between two
+// calls); after this many in a row the attempt reports the error instead of spinning.
+constexpr int kMaxVanished = 100;
+
+// Backoff between attempts: 1 ms doubling to 128 ms, each sleep scaled by a factor in [0.5, 1.5).
+class Backoff {
+ public:
+  explicit Backoff(Clock::time_point deadline) noexcept
+      : deadline_(deadline), entry_passed_(deadline <= Clock::now()) {
+    std::random_device rd;
+    rng_.seed(rd());
+  }
+  // The result of a busy attempt: errc::busy / errc::timeout when the deadline has passed, else
+  // sleeps and returns {} (try again).
+  std::error_code busy() noexcept {
+    const auto now = Clock::now();
+    if (now >= deadline_) return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
+    std::uniform_real_distribution<double> jitter(0.5, 1.5);
+    auto sleep = std::chrono::duration_cast<Clock::duration>(delay_ * jitter(rng_));
+    if (deadline_ != kForever) sleep = std::min<Clock::duration>(sleep, deadline_ - now);
+    std::this_thread::sleep_for(sleep);
+    delay_ = std::min<Clock::duration>(delay_ * 2, std::chrono::milliseconds(128));
+    return {};
+  }
+
+ private:
+  Clock::time_point deadline_;
+  bool entry_passed_;
+  Clock::duration delay_ = std::chrono::milliseconds(1);
+  std::minstd_rand rng_;
+};
+
+// Outcome of one attempt.
+enum class Try { acquired, busy, again, failed };
+
+std::string hostname(bool short_name) {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
+  std::string name(buf.data());
+  if (short_name) name = name.substr(0, name.find('.'));
+  return name;
+}
+
+// liblockfile reads a pid with atoi(): leading blanks, an optional sign, then digits. Returns 0
+// when there is no positive pid that fits pid_t.
+long parse_pid_atoi(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))) ++i;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    if (s[i] == '-') return 0;
+    ++i;
+  }
+  long value = 0;
+  const auto [end, ec] = std::from_chars(s.data() + i, s.data() + s.size(), value);
+  (void)end;
+  if (ec != std::errc() || value <= 0 || value > INT_MAX) return 0;
+  return value;
+}
+
+// lockfile's read_pid_from_pidfile: the first line, stripped, must be an integer.
+std::optional<long> parse_pid_line(std::string_view s) noexcept {
+  s = s.substr(0, s.find('\n'));
+  const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
+  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
+  bool negative = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
+  long value = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return negative ? -value : value;
+}
+
+// Whether process `pid` exists (liblockfile: kill(pid, 0) succeeds or fails with EPERM).
+bool pid_alive(long pid) noexcept {
+  if (pid <= 0 || pid > INT_MAX) return true;  // never judge what we cannot test
+  if (::kill(static_cast<pid_t>(pid), 0) == 0) return true;
+  return errno != ESRCH;
+}
+
+// Reads at most `limit` bytes of the regular file at `path` (not following a symlink) and its
+// stat. ENOENT when it vanished.
+std::error_code read_head(const std::filesystem::path& path, std::size_t limit, std::string& out,
+                          struct stat& st) noexcept {
+  const int fd = retry_on_eintr([&] {
+    return ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  });
+  if (fd < 0) return last_error();
+  UniqueFd owner(fd);
+  if (::fstat(fd, &st) != 0) return last_error();
+  if (!S_ISREG(st.st_mode)) return os_error(EINVAL);
+  out.assign(limit, '\0');
+  std::size_t got = 0;
+  while (got < limit) {
+    const ssize_t n = retry_on_eintr([&] { return ::read(fd, out.data() + got, limit - got); });
+    if (n < 0) return last_error();
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return {};
+}
+
+// The error for an entry of the wrong type at a lock path: it is not a lock by the convention,
+// and waiting would never end.
+std::error_code junk_error(mode_t mode, bool want_directory) noexcept {
+  if (S_ISLNK(mode)) return make_error_code(errc::symlink_refused);
+  if (want_directory) return S_ISDIR(mode) ? os_error(EEXIST) : os_error(ENOTDIR);
+  return S_ISDIR(mode) ? os_error(EISDIR) : os_error(EEXIST);
+}
+
+// Creates `path` exclusively with `content`. On failure nothing is left behind.
+std::error_code create_exclusive(const std::filesystem::path& path, std::string_view content,
+                                 unsigned permissions, struct stat& st, UniqueFd& out) noexcept {
+  const int fd = retry_on_eintr([&] {
+    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                  static_cast<mode_t>(permissions & 07777));
+  });
+  if (fd < 0) return last_error();
+  UniqueFd owner(fd);
+  std::error_code ec = detail::write_all(fd, content);
+  if (!ec && ::fstat(fd, &st) != 0) ec = last_error();
+  if (ec) {
+    owner.reset();
+    ::unlink(path.c_str());
+    return ec;
+  }
+  out = std::move(owner);
+  return {};
+}
+
+// Whether `path` (not following a symlink) is the file open as `fd`. The fd keeps the inode
+// alive, so a re-created file cannot carry the same inode number.
+bool path_is_fd(const std::filesystem::path& path, const UniqueFd& fd) noexcept {
+  struct stat a {
+  }, b{};
+  if (!fd.valid() || ::lstat(path.c_str(), &a) != 0 || ::fstat(fd.get(), &b) != 0) return false;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Unlinks `path` if it is still the file described by `seen` (same inode, size and mtime):
+// narrows the check-then-unlink window of stale breaking. ENOENT counts as done.
+std::error_code unlink_if_unchanged(const std::filesystem::path& path,
+                                    const struct stat& seen) noexcept {
+  struct stat now {};
+  if (::lstat(path.c_str(), &now) != 0) return errno == ENOENT ? std::error_code{} : last_error();
+  if (now.st_dev != seen.st_dev || now.st_ino != seen.st_ino || now.st_size != seen.st_size ||
+      now.st_mtime != seen.st_mtime) {
+    return {};  // replaced meanwhile: not the stale lock we judged
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
+std::string pid_line(long pid) { return std::to_string(pid) + "\n"; }
+
+// Python's threading ident is pthread_self(): an integer on Linux, a pointer on others.
+template <class T>
+std::uintptr_t thread_ident(T id) noexcept {
+  if constexpr (std::is_pointer_v<T>) {
+    return reinterpret_cast<std::uintptr_t>(id);
+  } else {
+    return static_cast<std::uintptr_t>(id);
+  }
+}
+
+}  // namespace
+
+// --- MkdirLock ---------------------------------------------------------------------------------
+
+std::filesystem::path MkdirLock::unique_path() const {
+  if (held_) return lock_path_ / unique_name_;
+  std::string tname;
+  if (options_.threaded) {
+    std::array<char, 16> buf{};
+    std::snprintf(buf.data(), buf.size(), "-%lx",
+                  static_cast<unsigned long>(thread_ident(::pthread_self()) & 0xffffffffu));
+    tname = buf.data();
+  }
+  return lock_path_ / (hostname(false) + "." + tname + std::to_string(detail::current_pid()));
+}
+
+std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {
+  if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
+  std::filesystem::path unique;
+  try {
+    unique = unique_path();
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  Backoff backoff(deadline);
+  int vanished = 0;
+  for (;;) {
+    if (::mkdir(lock_path_.c_str(), static_cast<mode_t>(options_.permissions & 07777)) == 0) {
+      // As lockfile: open(unique, "wb") inside the directory we just made.
+      const int fd = retry_on_eintr([&] {
+        return ::open(unique.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
+      });
+      if (fd < 0) {
+        const std::error_code ec = last_error();
+        ::rmdir(lock_path_.c_str());
+        return ec;
+      }
+      UniqueFd file(fd);
+      const int dfd = retry_on_eintr([&] {
+        return ::open(lock_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+      });
+      if (dfd < 0) {
+        const std::error_code ec = last_error();
+        ::unlink(unique.c_str());
+        ::rmdir(lock_path_.c_str());
+        return ec;
+      }
+      dir_fd_ = UniqueFd(dfd);
+      file_fd_ = std::move(file);
+      held_ = true;
+      owner_pid_ = detail::current_pid();
+      unique_name_ = unique.filename().string();
+      return {};
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err != EEXIST) return os_error(err);
+    struct stat st {};
+    if (::lstat(lock_path_.c_str(), &st) != 0) {
+      if (errno == ENOENT && ++vanished < kMaxVanished) continue;  // released meanwhile
+      return last_error();
+    }
+    if (!S_ISDIR(st.st_mode)) return junk_error(st.st_mode, true);
+    if (const std::error_code ec = backoff.busy()) return ec;
+  }
+}
+
+std::error_code MkdirLock::release() noexcept {
+  if (!held_) return make_error_code(errc::not_locked);
+  held_ = false;
+  if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
+  const std::filesystem::path unique = lock_path_ / unique_name_;
+  const bool ours = path_is_fd(lock_path_, dir_fd_) && path_is_fd(unique, file_fd_);
+  dir_fd_.reset();
+  file_fd_.reset();
+  if (!ours) return make_error_code(errc::lock_lost);
+  if (::unlink(unique.c_str()) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return make_error_code(errc::lock_lost);
+    return last_error();
+  }
+  if (::rmdir(lock_path_.c_str()) != 0) {
+    if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOENT) {
+      return make_error_code(errc::lock_lost);
+    }
+    return last_error();
+  }
+  return {};
+}
+
+bool MkdirLock::is_locked() const noexcept {
+  struct stat st {};
+  return ::lstat(lock_path_.c_str(), &st) == 0;
+}
+
+std::error_code MkdirLock::break_lock() noexcept {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(lock_path_, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (::unlink(it->path().c_str()) != 0 && errno != ENOENT) return last_error();
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) return ec;
+  if (::rmdir(lock_path_.c_str()) != 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
+// --- PidLockFile -------------------------------------------------------------------------------
+
+std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) noexcept {
+  if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
+  const long pid = detail::current_pid();
+  const std::string content = pid_line(pid);
+  Backoff backoff(deadline);
+  int vanished = 0;
+  for (;;) {
+    struct stat st {};
+    UniqueFd fd;
+    std::error_code ec = create_exclusive(path_, content, options_.permissions, st, fd);
+    if (!ec) {
+      held_ = true;
+      owner_pid_ = pid;
+      fd_ = std::move(fd);
+      return {};
+    }
+    if (ec != std::errc::file_exists) return ec;
+    std::string text;
+    ec = read_head(path_, 64, text, st);
+    if (ec == std::errc::no_such_file_or_directory && ++vanished < kMaxVanished) continue;
+    if (ec == std::errc::invalid_argument || ec == std::errc::too_many_symbolic_link_levels) {
+      struct stat lst {};
+      if (::lstat(path_.c_str(), &lst) == 0) return junk_error(lst.st_mode, false);
+    }
+    if (ec) return ec;
+    if (options_.break_stale_pid) {
+      const std::optional<long> holder = parse_pid_line(text);
+      if (holder && *holder > 0 && !pid_alive(*holder)) {
+        ec = unlink_if_unchanged(path_, st);
+        if (ec) return ec;
+        continue;
+      }
+    }
+    if (const std::error_code wait = backoff.busy()) return wait;
+  }
+}
+
+std::error_code PidLockFile::release() noexcept {
+  if (!held_) return make_error_code(errc::not_locked);
+  held_ = false;
+  if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
+  std::string text;
+  struct stat st {};
+  std::error_code ec = read_head(path_, 64, text, st);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
+      ec == std::errc::too_many_symbolic_link_levels) {
+    return make_error_code(errc::lock_lost);
+  }
+  if (ec) return ec;
+  const bool ours = path_is_fd(path_, fd_) && parse_pid_line(text) == owner_pid_;
+  fd_.reset();
+  if (!ours) return make_error_code(errc::lock_lost);
+  if (::unlink(path_.c_str()) != 0) {
+    return errno == ENOENT ? make_error_code(errc::lock_lost) : last_error();
+  }
+  return {};
+}
+
+bool PidLockFile::is_locked() const noexcept {
+  struct stat st {};
+  return ::lstat(path_.c_str(), &st) == 0;
+}
+
+std::optional<long> PidLockFile::read_pid() const {
+  std::string text;
+  struct stat st {};
+  if (read_head(path_, 4096, text, st)) return std::nullopt;
+  return parse_pid_line(text);
+}
+
+std::error_code PidLockFile::break_lock() noexcept {
+  if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
+// --- DotLock -----------------------------------------------------------------------------------
+
+namespace {
+
+enum class Validity { valid, stale, vanished };
+
+// liblockfile's lockfile_check() on the lock whose lstat is `st`.
+Validity check_dotlock(const std::filesystem::path& path, const struct stat& st,
+                       const DotLockOptions& options) noexcept {
+  std::string text;
+  struct stat read_st {};
+  const std::error_code ec = read_head(path, 16, text, read_st);
+  if (ec == std::errc::no_such_file_or_directory) return Validity::vanished;
+  if (!ec && (read_st.st_dev != st.st_dev || read_st.st_ino != st.st_ino)) {
+    return Validity::vanished;  // replaced between lstat and open: look again
+  }
+  if (!ec && options.check_pid) {
+    const long pid = parse_pid_atoi(text);
+    if (pid > 0) return pid_alive(pid) ? Validity::valid : Validity::stale;
+  }
+  // No usable pid (or unreadable): the age rule on the mtime.
+  if (!options.stale_age) return Validity::valid;
+  const std::time_t now = std::time(nullptr);
+  return now < st.st_mtime + options.stale_age->count() ? Validity::valid : Validity::stale;
+}
+
+}  // namespace
+
+std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {
+  if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
+  const long pid = detail::current_pid();
+  std::string content;
+  std::filesystem::path tmp;
+  struct stat tmp_st {};
+  UniqueFd tmp_fd;
+  std::error_code ec;
+  try {
+    content = pid_line(pid);
+    // liblockfile: ".lk%05d%x%s" % (pid, time & 15, short hostname). A random part replaces the
+    // time digit so that threads of one process never collide.
+    const std::string host = hostname(true);
+    for (int attempt = 0;; ++attempt) {
+      std::string rnd;
+      ec = detail::random_hex(4, rnd);
+      if (ec) return ec;
+      std::array<char, 32> num{};
+      std::snprintf(num.data(), num.size(), "%05ld", pid);
+      tmp = lock_path_.parent_path() / (".lk" + std::string(num.data()) + rnd + host);
+      ec = create_exclusive(tmp, content, options_.permissions, tmp_st, tmp_fd);
+      if (ec != std::errc::file_exists || attempt > 10) break;
+    }
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  if (ec) return ec;
+  struct TmpGuard {
+    const std::filesystem::path& p;
+    ~TmpGuard() { ::unlink(p.c_str()); }
+  } guard{tmp};
+
+  Backoff backoff(deadline);
+  int vanished = 0;
+  for (;;) {
+    // NFS: link()'s return value may lie (a retransmitted request); the inodes decide.
+    const int link_rc = ::link(tmp.c_str(), lock_path_.c_str());
+    const int link_err = link_rc == 0 ? 0 : errno;
+    struct stat st {};
+    if (::lstat(lock_path_.c_str(), &st) != 0) {
+      if (errno == ENOENT && link_err == EEXIST && ++vanished < kMaxVanished) continue;
+      return link_err != 0 ? os_error(link_err) : last_error();
+    }
+    if (st.st_dev == tmp_st.st_dev && st.st_ino == tmp_st.st_ino) {
+      held_ = true;
+      owner_pid_ = pid;
+      fd_ = std::move(tmp_fd);
+      return {};  // the guard unlinks the temporary name; the lock keeps the inode
+    }
+    if (link_err != 0 && link_err != EEXIST && link_err != EINTR) return os_error(link_err);
+    if (!S_ISREG(st.st_mode)) return junk_error(st.st_mode, false);
+    switch (check_dotlock(lock_path_, st, options_)) {
+      case Validity::vanished:
+        if (++vanished < kMaxVanished) continue;
+        break;
+      case Validity::stale:
+        ec = unlink_if_unchanged(lock_path_, st);
+        if (ec) return ec;
+        continue;
+      case Validity::valid:
+        break;
+    }
+    vanished = 0;
+    if (const std::error_code wait = backoff.busy()) return wait;
+  }
+}
+
+std::error_code DotLock::release() noexcept {
+  if (!held_) return make_error_code(errc::not_locked);
+  held_ = false;
+  if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
+  std::string text;
+  struct stat st {};
+  std::error_code ec = read_head(lock_path_, 16, text, st);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
+      ec == std::errc::too_many_symbolic_link_levels) {
+    return make_error_code(errc::lock_lost);
+  }
+  if (ec) return ec;
+  const bool ours = path_is_fd(lock_path_, fd_) && parse_pid_atoi(text) == owner_pid_;
+  fd_.reset();
+  if (!ours) return make_error_code(errc::lock_lost);
+  if (::unlink(lock_path_.c_str()) != 0) {
+    return errno == ENOENT ? make_error_code(errc::lock_lost) : last_error();
+  }
+  return {};
+}
+
+bool DotLock::is_locked() const noexcept {
+  struct stat st {};
+  return ::lstat(lock_path_.c_str(), &st) == 0;
+}
+
+bool DotLock::is_valid() const noexcept {
+  struct stat st {};
+  if (::lstat(lock_path_.c_str(), &st) != 0) return false;
+  if (!S_ISREG(st.st_mode)) return true;  // junk never goes stale
+  return check_dotlock(lock_path_, st, options_) == Validity::valid;
+}
+
+std::error_code DotLock::touch() noexcept {
+  if (!held_ || owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);
+  if (!path_is_fd(lock_path_, fd_)) return make_error_code(errc::lock_lost);
+  if (::utimensat(AT_FDCWD, lock_path_.c_str(), nullptr, AT_SYMLINK_NOFOLLOW) != 0) {
+    return last_error();
+  }
+  return {};
+}
+
+}  // namespace locksmith
