@@ -14,8 +14,9 @@ namespace {
 
 constexpr const char* kSpecHelp =
     "Lock specs: flock:PATH | fcntl:PATH | ofd:PATH | sem:DIR/NAME?max=N | PATH (= flock:PATH)\n"
+    "  | mkdir:PATH (lockfile) | pidfile:PATH (lockfile) | dotlock:PATH (liblockfile)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
-    "  perms=0644, follow_symlinks=1\n"
+    "  perms=0644, follow_symlinks=1, break_stale=1 (pidfile), stale_age=5m (dotlock)\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
     "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH";
 

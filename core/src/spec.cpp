@@ -6,14 +6,36 @@
 #include <string>
 
 #include "locksmith/file_lock.hpp"
+#include "locksmith/lockfile_locks.hpp"
 #include "locksmith/semaphore.hpp"
 
 namespace locksmith {
 namespace {
 
 constexpr std::array<std::string_view, 4> kFileKinds = {"flock", "fcntl", "posix", "ofd"};
-constexpr std::array<std::string_view, 5> kLaterKinds = {"link", "mkdir", "dotlock", "pidfile",
-                                                         "auto"};
+constexpr std::array<std::string_view, 3> kProtocolKinds = {"mkdir", "dotlock", "pidfile"};
+constexpr std::array<std::string_view, 2> kLaterKinds = {"link", "auto"};
+
+// The options each kind accepts.
+std::string_view allowed_options(std::string_view kind) {
+  if (kind == "sem") return "timeout, fail_when_locked, perms, follow_symlinks, max, shared";
+  if (kind == "mkdir") return "timeout, fail_when_locked, perms";
+  if (kind == "pidfile") return "timeout, fail_when_locked, perms, break_stale";
+  if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
+  return "shared, timeout, fail_when_locked, perms, follow_symlinks";
+}
+
+bool option_allowed(std::string_view kind, std::string_view key) {
+  const std::string_view list = allowed_options(kind);
+  for (std::size_t at = 0; at < list.size();) {
+    const auto comma = list.find(", ", at);
+    const std::string_view item = list.substr(at, comma - at);
+    if (item == key) return true;
+    if (comma == std::string_view::npos) break;
+    at = comma + 2;
+  }
+  return false;
+}
 constexpr std::array<std::string_view, 3> kLaterSchemes = {"redis", "redis+pubsub", "redlock"};
 
 template <std::size_t N>
@@ -121,14 +143,15 @@ LockSpec parse_lock_spec(std::string_view spec) {
   if (colon != std::string_view::npos) {
     const std::string_view prefix = spec.substr(0, colon);
     const bool word = !prefix.empty() && prefix.find('/') == std::string_view::npos;
-    if (contains(kFileKinds, prefix) || prefix == "sem") {
+    if (contains(kFileKinds, prefix) || contains(kProtocolKinds, prefix) || prefix == "sem") {
       kind = prefix;
       rest = spec.substr(colon + 1);
     } else if (contains(kLaterKinds, prefix)) {
       bad_spec(spec, cat("'", prefix, "' locks are not in this build yet"), errc::unsupported);
     } else if (word && colon + 1 < spec.size() && spec[colon + 1] == '/') {
       bad_spec(spec, cat("unknown lock kind '", prefix,
-                         "'; known: flock, fcntl, ofd, sem, or a bare path"));
+                         "'; known: flock, fcntl, ofd, sem, mkdir, pidfile, dotlock, or a bare "
+                         "path"));
     }
   }
   out.kind = kind == "posix" ? "fcntl" : std::string(kind);
@@ -145,14 +168,10 @@ LockSpec parse_lock_spec(std::string_view spec) {
       const auto eq = pair.find('=');
       const std::string key(pair.substr(0, eq));
       const std::string value(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-      static constexpr std::array<std::string_view, 6> kKeys = {
-          "shared", "timeout", "fail_when_locked", "perms", "follow_symlinks", "max"};
-      if (!contains(kKeys, key)) {
-        bad_spec(spec, cat("unknown option '", key,
-                           "'; known: shared, timeout, fail_when_locked, perms, follow_symlinks, "
-                           "max"));
+      if (!option_allowed(out.kind, key)) {
+        bad_spec(spec, cat("unknown option '", key, "' for ", out.kind,
+                           ": (known: ", allowed_options(out.kind), ")"));
       }
-      if (key == "max" && out.kind != "sem") bad_spec(spec, "max= is only for sem:");
       out.options[key] = value;
     }
   }
@@ -161,12 +180,12 @@ LockSpec parse_lock_spec(std::string_view spec) {
   }
   // Validate values now, so that errors surface at parse time.
   for (const auto& [key, value] : out.options) {
-    if (key == "timeout") {
+    if (key == "timeout" || key == "stale_age") {
       try {
         parse_duration(value);
       } catch (const LockError&) {
         bad_spec(spec,
-                 cat("timeout must be a duration such as 250ms, 1.5s or 2m, not '", value, "'"));
+                 cat(key, " must be a duration such as 250ms, 1.5s or 2m, not '", value, "'"));
       }
     } else if (key == "perms") {
       if (parse_unsigned(spec, key, value, 8) > 07777) bad_spec(spec, "perms out of range");
@@ -211,6 +230,32 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     std::filesystem::path dir = p.parent_path();
     if (dir.empty()) dir = ".";
     return std::make_unique<BoundedSemaphore>(max, p.filename().string(), dir, o);
+  }
+  if (spec.kind == "mkdir") {
+    MkdirLockOptions o;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    if (spec.options.count("perms")) o.permissions = perms;
+    return std::make_unique<MkdirLock>(spec.target, o);
+  }
+  if (spec.kind == "pidfile") {
+    PidLockFileOptions o;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    o.break_stale_pid = flag("break_stale");
+    o.permissions = perms;
+    return std::make_unique<PidLockFile>(spec.target, o);
+  }
+  if (spec.kind == "dotlock") {
+    DotLockOptions o;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    o.permissions = perms;
+    if (const auto it = spec.options.find("stale_age"); it != spec.options.end()) {
+      const auto age = std::chrono::duration_cast<std::chrono::seconds>(parse_duration(it->second));
+      o.stale_age = age.count() > 0 ? std::optional<std::chrono::seconds>(age) : std::nullopt;
+    }
+    return std::make_unique<DotLock>(spec.target, o);
   }
   LockOptions o;
   o.backend = spec.kind == "fcntl" ? Backend::posix

@@ -102,11 +102,54 @@ TEST(ParseLockSpec, BadInput) {
 }
 
 TEST(ParseLockSpec, LaterKindsAreUnsupported) {
-  for (const char* spec :
-       {"link:/x", "mkdir:/x", "dotlock:/x", "pidfile:/x", "auto:/x", "redis://h:6379/key",
-        "redis+pubsub://h:6379/chan", "redlock://a:1,b:2,c:3/key"}) {
+  for (const char* spec : {"link:/x", "auto:/x", "redis://h:6379/key", "redis+pubsub://h:6379/chan",
+                           "redlock://a:1,b:2,c:3/key"}) {
     EXPECT_EQ(spec_error(spec), errc::unsupported) << spec;
     EXPECT_THROW(open_lock(spec), LockError) << spec;
+  }
+}
+
+TEST(ParseLockSpec, FileProtocolKinds) {
+  const LockSpec m = parse_lock_spec("mkdir:/x/y?timeout=2s&perms=0700");
+  EXPECT_EQ(m.kind, "mkdir");
+  EXPECT_EQ(m.target, "/x/y");
+  EXPECT_EQ(parse_lock_spec("pidfile:/run/d.pid?break_stale=1").options.at("break_stale"), "1");
+  EXPECT_EQ(parse_lock_spec("dotlock:/var/mail/u?stale_age=0").options.at("stale_age"), "0");
+  // Options that mean nothing for a kind are refused, naming what it accepts.
+  for (const char* spec : {"mkdir:/x?shared=1", "pidfile:/x?stale_age=5m", "dotlock:/x?max=2",
+                           "flock:/x?break_stale=1", "dotlock:/x?stale_age=soon"}) {
+    EXPECT_EQ(spec_error(spec), errc::invalid_spec) << spec;
+  }
+  try {
+    (void)parse_lock_spec("mkdir:/x?shared=1");
+    ADD_FAILURE() << "accepted";
+  } catch (const LockError& e) {
+    EXPECT_NE(std::string(e.what()).find("known: timeout, fail_when_locked, perms"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(OpenLock, FileProtocolLocksFromTheSpec) {
+  test::TempDir dir;
+  const auto kind_of = [](const std::string& spec) { return open_lock(spec)->describe().kind; };
+  const std::string base = (dir / "x").string();
+  auto m = open_lock("mkdir:" + base);
+  auto p = open_lock("pidfile:" + base + ".pid?break_stale=1");
+  auto d = open_lock("dotlock:" + base + "?stale_age=10m");
+  EXPECT_FALSE(m->supports_shared());
+  EXPECT_FALSE(p->supports_shared());
+  EXPECT_FALSE(d->supports_shared());
+  EXPECT_NE(kind_of("mkdir:" + base), kind_of("dotlock:" + base));
+  // Each really locks: a second lock from the same spec is refused while the first holds.
+  for (auto* spec : {"mkdir:", "pidfile:", "dotlock:"}) {
+    auto a = open_lock(std::string(spec) + base + "2");
+    auto b = open_lock(std::string(spec) + base + "2");
+    ASSERT_TRUE(a->try_lock()) << spec;
+    EXPECT_FALSE(b->try_lock()) << spec;
+    a->unlock();
+    EXPECT_TRUE(b->try_lock()) << spec;
+    b->unlock();
   }
 }
 

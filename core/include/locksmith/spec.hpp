@@ -4,6 +4,9 @@
 //   fcntl:PATH      FileLock, POSIX fcntl backend (process-scoped); `posix:` is an alias
 //   ofd:PATH        FileLock, Linux open-file-description backend
 //   sem:DIR/NAME?max=N   BoundedSemaphore with slot files DIR/NAME.NN.lock
+//   mkdir:PATH      MkdirLock (lockfile's MkdirLockFile: directory PATH.lock)
+//   pidfile:PATH    PidLockFile (lockfile's PIDLockFile: PATH itself, "%d\n")
+//   dotlock:PATH    DotLock (liblockfile / dotlockfile: PATH.lock)
 //
 // Options follow a '?' as key=value pairs joined by '&':
 //   shared=1             lock() takes a shared lock
@@ -12,8 +15,12 @@
 //   perms=0644           creation permissions (octal)
 //   follow_symlinks=1    allow a symlink at the lock path
 //   max=N                semaphore size (sem: only, required)
-// Kinds for later primitives (link:, mkdir:, dotlock:, pidfile:, auto:, redis://, redis+pubsub://,
-// redlock://) are recognised and reported as unsupported by this build.
+//   break_stale=1        pidfile: only: take over a pid file whose process is gone
+//   stale_age=DURATION   dotlock: only: age after which a lock without a live pid is stale
+//                        (default 5m as liblockfile; 0 = never)
+// Each kind accepts only the options that mean something for it. Kinds for later primitives
+// (link:, auto:, redis://, redis+pubsub://, redlock://) are recognised and reported as
+// unsupported by this build.
 #pragma once
 
 #include <chrono>
