@@ -339,6 +339,14 @@ std::uint32_t max_holders_of(const std::string& spec) {
 
 }  // namespace
 
+std::filesystem::path make_temp_directory(std::string_view prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp");
+  templ.append("/").append(prefix).append("-XXXXXX");
+  if (::mkdtemp(templ.data()) == nullptr) fail("cannot create a temporary directory", templ, errno);
+  return templ;
+}
+
 int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index) {
   try {
     const WorkerConfig cfg = read_config(run_dir, process_index);
@@ -395,10 +403,7 @@ StressResult run_stress(const StressOptions& o) {
     std::filesystem::create_directories(result.run_dir, ec);
     if (ec) fail("cannot create run directory", result.run_dir, ec.value());
   } else if (o.run_dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/locksmith-run-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) fail("cannot create run directory", templ, errno);
-    result.run_dir = templ;
+    result.run_dir = make_temp_directory("locksmith-run");
     remove_dir = !o.keep_run_dir;
   } else {
     result.run_dir = o.run_dir;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <system_error>
 
@@ -37,23 +36,13 @@ const Fact* find_fact(const std::vector<Fact>& facts, const std::string& name) {
   return nullptr;
 }
 
-std::filesystem::path make_temp_dir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/locksmith-probe-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) {
-    throw std::system_error(errno, std::generic_category(),
-                            "cannot create a temporary directory '" + templ + "'");
-  }
-  return templ;
-}
-
 }  // namespace
 
 Report run_probe(const ProbeOptions& o) {
   Report report;
   report.command = "probe";
   const bool temporary = o.dir.empty();
-  const std::filesystem::path dir = temporary ? make_temp_dir() : o.dir;
+  const std::filesystem::path dir = temporary ? make_temp_directory("locksmith-probe") : o.dir;
   struct Cleanup {
     std::filesystem::path dir;
     bool active;

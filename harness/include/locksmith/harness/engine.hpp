@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "locksmith/harness/checkers.hpp"
@@ -76,6 +77,9 @@ int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_inde
 //   broken:create:PATH         check-then-create: stat(), then open(O_CREAT) without O_EXCL
 //   broken:fcntl-threads:PATH  a process-scoped fcntl lock used by several threads of a process
 std::unique_ptr<Lockable> open_harness_lock(const std::string& spec);
+
+// A fresh directory `$TMPDIR/PREFIX-XXXXXX` (or under /tmp); throws std::system_error naming it.
+std::filesystem::path make_temp_directory(std::string_view prefix);
 
 // The kind reported for a spec: "flock", "fcntl", "ofd", "sem", "broken-noop", ...
 std::string spec_kind(const std::string& spec);
