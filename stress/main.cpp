@@ -14,9 +14,11 @@ namespace {
 
 constexpr const char* kSpecHelp =
     "Lock specs: flock:PATH | fcntl:PATH | ofd:PATH | sem:DIR/NAME?max=N | PATH (= flock:PATH)\n"
-    "  | mkdir:PATH (lockfile) | pidfile:PATH (lockfile) | dotlock:PATH (liblockfile)\n"
+    "  | link:PATH (flufl.lock) | mkdir:PATH (lockfile) | pidfile:PATH (lockfile)\n"
+    "  | dotlock:PATH (liblockfile)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
-    "  perms=0644, follow_symlinks=1, break_stale=1 (pidfile), stale_age=5m (dotlock)\n"
+    "  perms=0644, follow_symlinks=1, lifetime=15s and slop=10s (link), break_stale=1 (pidfile),\n"
+    "  stale_age=5m (dotlock)\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
     "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH";
 
@@ -149,7 +151,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   probe_cmd->add_option("--workers,-w", probe.workers, "Worker processes per primitive (4)")
       ->check(CLI::Range(1, 256));
-  probe_cmd->add_option("--only", only, "Probe only these primitives (flock, fcntl, ofd, sem)")
+  probe_cmd
+      ->add_option("--only", only,
+                   "Probe only these primitives (flock, fcntl, ofd, sem, link, mkdir,\n"
+                   "dotlock)")
       ->delimiter(',');
   add_report_options(probe_cmd, probe_files);
 

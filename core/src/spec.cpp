@@ -6,6 +6,7 @@
 #include <string>
 
 #include "locksmith/file_lock.hpp"
+#include "locksmith/link_lock.hpp"
 #include "locksmith/lockfile_locks.hpp"
 #include "locksmith/semaphore.hpp"
 
@@ -13,13 +14,14 @@ namespace locksmith {
 namespace {
 
 constexpr std::array<std::string_view, 4> kFileKinds = {"flock", "fcntl", "posix", "ofd"};
-constexpr std::array<std::string_view, 3> kProtocolKinds = {"mkdir", "dotlock", "pidfile"};
-constexpr std::array<std::string_view, 2> kLaterKinds = {"link", "auto"};
+constexpr std::array<std::string_view, 4> kProtocolKinds = {"link", "mkdir", "dotlock", "pidfile"};
+constexpr std::array<std::string_view, 1> kLaterKinds = {"auto"};
 
 // The options each kind accepts.
 std::string_view allowed_options(std::string_view kind) {
   if (kind == "sem") return "timeout, fail_when_locked, perms, follow_symlinks, max, shared";
   if (kind == "mkdir") return "timeout, fail_when_locked, perms";
+  if (kind == "link") return "timeout, fail_when_locked, perms, lifetime, slop";
   if (kind == "pidfile") return "timeout, fail_when_locked, perms, break_stale";
   if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
   return "shared, timeout, fail_when_locked, perms, follow_symlinks";
@@ -150,8 +152,8 @@ LockSpec parse_lock_spec(std::string_view spec) {
       bad_spec(spec, cat("'", prefix, "' locks are not in this build yet"), errc::unsupported);
     } else if (word && colon + 1 < spec.size() && spec[colon + 1] == '/') {
       bad_spec(spec, cat("unknown lock kind '", prefix,
-                         "'; known: flock, fcntl, ofd, sem, mkdir, pidfile, dotlock, or a bare "
-                         "path"));
+                         "'; known: flock, fcntl, ofd, sem, link, mkdir, pidfile, dotlock, or a "
+                         "bare path"));
     }
   }
   out.kind = kind == "posix" ? "fcntl" : std::string(kind);
@@ -180,7 +182,7 @@ LockSpec parse_lock_spec(std::string_view spec) {
   }
   // Validate values now, so that errors surface at parse time.
   for (const auto& [key, value] : out.options) {
-    if (key == "timeout" || key == "stale_age") {
+    if (key == "timeout" || key == "stale_age" || key == "lifetime" || key == "slop") {
       try {
         parse_duration(value);
       } catch (const LockError&) {
@@ -230,6 +232,24 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     std::filesystem::path dir = p.parent_path();
     if (dir.empty()) dir = ".";
     return std::make_unique<BoundedSemaphore>(max, p.filename().string(), dir, o);
+  }
+  if (spec.kind == "link") {
+    LinkLockOptions o;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    o.permissions = perms;
+    // Whole seconds, rounded up: flufl.lock stores the expiry as a file time in seconds.
+    auto seconds = [&](const char* key, std::chrono::seconds fallback) {
+      const auto it = spec.options.find(key);
+      if (it == spec.options.end()) return fallback;
+      return std::chrono::ceil<std::chrono::seconds>(parse_duration(it->second));
+    };
+    o.lifetime = seconds("lifetime", o.lifetime);
+    o.clock_slop = seconds("slop", o.clock_slop);
+    if (o.lifetime.count() <= 0) {
+      bad_spec(text, "lifetime must be at least 1s");
+    }
+    return std::make_unique<LinkLock>(spec.target, o);
   }
   if (spec.kind == "mkdir") {
     MkdirLockOptions o;

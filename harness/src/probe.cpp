@@ -22,6 +22,11 @@ constexpr Candidate kCandidates[] = {
     {"fcntl", "fcntl_supported", 0.3},
     {"ofd", "ofd_supported", 0.3},
     {"sem", "flock_supported", 0},
+    // The file-protocol locks need no lock call from the filesystem, only atomic directory
+    // operations: their stress runs are what shows whether those are atomic here.
+    {"link", "link_nlink_2", 0},
+    {"mkdir", nullptr, 0},
+    {"dotlock", nullptr, 0},
 };
 
 std::string spec_for(const std::string& name, const std::filesystem::path& dir) {
@@ -75,7 +80,8 @@ Report run_probe(const ProbeOptions& o) {
     PrimitiveReport p;
     p.name = c.name;
     p.spec = spec_for(c.name, dir);
-    const Fact* support = find_fact(report.facts, c.supported_fact);
+    const Fact* support =
+        c.supported_fact == nullptr ? nullptr : find_fact(report.facts, c.supported_fact);
     if (support != nullptr && support->value != "yes") {
       p.verdict = PrimitiveVerdict::unsupported;
       p.reason = support->detail.empty() ? support->value : support->detail;

@@ -390,7 +390,7 @@ void expect_probe_all_safe(const fs::path& dir, const std::string& fs_type) {
   o.worker_exe = LOCKSMITH_BINARY;
   const Report r = run_probe(o);
   EXPECT_EQ(r.exit_code(), 0);
-  ASSERT_EQ(r.primitives.size(), 4u);
+  ASSERT_EQ(r.primitives.size(), 7u);
   for (const auto& p : r.primitives) {
     EXPECT_EQ(p.verdict, PrimitiveVerdict::safe) << p.name << ": " << p.reason;
     EXPECT_GT(p.stats.at("acquired"), 0) << p.name;

@@ -102,7 +102,7 @@ TEST(ParseLockSpec, BadInput) {
 }
 
 TEST(ParseLockSpec, LaterKindsAreUnsupported) {
-  for (const char* spec : {"link:/x", "auto:/x", "redis://h:6379/key", "redis+pubsub://h:6379/chan",
+  for (const char* spec : {"auto:/x", "redis://h:6379/key", "redis+pubsub://h:6379/chan",
                            "redlock://a:1,b:2,c:3/key"}) {
     EXPECT_EQ(spec_error(spec), errc::unsupported) << spec;
     EXPECT_THROW(open_lock(spec), LockError) << spec;
@@ -115,9 +115,12 @@ TEST(ParseLockSpec, FileProtocolKinds) {
   EXPECT_EQ(m.target, "/x/y");
   EXPECT_EQ(parse_lock_spec("pidfile:/run/d.pid?break_stale=1").options.at("break_stale"), "1");
   EXPECT_EQ(parse_lock_spec("dotlock:/var/mail/u?stale_age=0").options.at("stale_age"), "0");
+  EXPECT_EQ(parse_lock_spec("link:/x/l?lifetime=2m&slop=1s").options.at("lifetime"), "2m");
+  EXPECT_THROW(open_lock("link:/x/l?lifetime=0"), LockError);
   // Options that mean nothing for a kind are refused, naming what it accepts.
   for (const char* spec : {"mkdir:/x?shared=1", "pidfile:/x?stale_age=5m", "dotlock:/x?max=2",
-                           "flock:/x?break_stale=1", "dotlock:/x?stale_age=soon"}) {
+                           "flock:/x?break_stale=1", "dotlock:/x?stale_age=soon",
+                           "link:/x?shared=1", "link:/x?lifetime=forever"}) {
     EXPECT_EQ(spec_error(spec), errc::invalid_spec) << spec;
   }
   try {
@@ -142,7 +145,7 @@ TEST(OpenLock, FileProtocolLocksFromTheSpec) {
   EXPECT_FALSE(d->supports_shared());
   EXPECT_NE(kind_of("mkdir:" + base), kind_of("dotlock:" + base));
   // Each really locks: a second lock from the same spec is refused while the first holds.
-  for (auto* spec : {"mkdir:", "pidfile:", "dotlock:"}) {
+  for (auto* spec : {"link:", "mkdir:", "pidfile:", "dotlock:"}) {
     auto a = open_lock(std::string(spec) + base + "2");
     auto b = open_lock(std::string(spec) + base + "2");
     ASSERT_TRUE(a->try_lock()) << spec;
@@ -252,7 +255,7 @@ TEST(OpenLock, SemaphoreFromTheSpec) {
 }
 
 TEST(OpenLock, HandBuiltSpecsAreValidated) {
-  LockSpec unknown{"link", "/x", {}};
+  LockSpec unknown{"auto", "/x", {}};
   EXPECT_THROW(open_lock(unknown), LockError);
   LockSpec sem_without_max{"sem", "/x/n", {}};
   try {

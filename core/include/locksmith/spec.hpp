@@ -4,6 +4,7 @@
 //   fcntl:PATH      FileLock, POSIX fcntl backend (process-scoped); `posix:` is an alias
 //   ofd:PATH        FileLock, Linux open-file-description backend
 //   sem:DIR/NAME?max=N   BoundedSemaphore with slot files DIR/NAME.NN.lock
+//   link:PATH       LinkLock (flufl.lock's hard-link protocol; NFS-safe)
 //   mkdir:PATH      MkdirLock (lockfile's MkdirLockFile: directory PATH.lock)
 //   pidfile:PATH    PidLockFile (lockfile's PIDLockFile: PATH itself, "%d\n")
 //   dotlock:PATH    DotLock (liblockfile / dotlockfile: PATH.lock)
@@ -15,11 +16,13 @@
 //   perms=0644           creation permissions (octal)
 //   follow_symlinks=1    allow a symlink at the lock path
 //   max=N                semaphore size (sem: only, required)
+//   lifetime=DURATION    link: only: expiry written at acquire/refresh (default 15s)
+//   slop=DURATION        link: only: clock skew allowed before breaking (default 10s)
 //   break_stale=1        pidfile: only: take over a pid file whose process is gone
 //   stale_age=DURATION   dotlock: only: age after which a lock without a live pid is stale
 //                        (default 5m as liblockfile; 0 = never)
 // Each kind accepts only the options that mean something for it. Kinds for later primitives
-// (link:, auto:, redis://, redis+pubsub://, redlock://) are recognised and reported as
+// (auto:, redis://, redis+pubsub://, redlock://) are recognised and reported as
 // unsupported by this build.
 #pragma once
 

@@ -19,7 +19,8 @@ struct ProbeOptions {
   std::uint32_t workers = 4;
   std::string worker_exe;  // default: /proc/self/exe
   bool progress = false;   // one line per primitive on stderr
-  // Primitives to probe (default: all file primitives of this build).
+  // Primitives to probe (default: all file primitives of this build: flock, fcntl, ofd, sem,
+  // link, mkdir, dotlock).
   std::vector<std::string> only;
 };
 

@@ -1,0 +1,186 @@
+// LinkLock: the NFS-safe hard-link lock of flufl.lock, byte-compatible with it, so that C++ and
+// Python (flufl.lock 5.x .. 9.x) processes exclude each other on the same lock file.
+//
+// Protocol (flufl.lock's, unchanged)
+//  - Each locker owns a claim file `<lockfile>|<hostname>|<pid>|<random>` in the lock file's
+//    directory, whose content is exactly its own path (no newline). <hostname> is the FQDN as
+//    Python's socket.getfqdn() computes it, <random> a decimal integer in [0, 2^63) from the OS
+//    random source.
+//  - The lock is taken by link(claim, lockfile): held when link() succeeds, or when it fails with
+//    EEXIST but the lock file is our claim (an NFS retransmission of a link that did happen).
+//  - The lock's expiry is the inode's mtime (atime = mtime): now + lifetime, in whole seconds,
+//    set on the claim before linking and by refresh().
+//  - A waiter breaks a lock only when now > mtime + clock_slop AND the lock file's content parses
+//    as a claim (four fields separated by '|'); a foreign file at the lock path is never touched.
+//    Breaking touches the lock file, unlinks it, and unlinks the holder's claim file.
+//  - release() unlinks the lock file if it is still our claim, never anyone else's.
+//
+// Semantics
+//  - Owner: the claim file, i.e. this object in this process (hostname + pid + random). Two
+//    LinkLock objects, even in one process, exclude each other. One object is not thread-safe.
+//  - fork(): the child's copy refers to the parent's claim (the pid in it is the parent's). In a
+//    process whose pid differs from the one that acquired, release() and the destructor forget
+//    the lock without touching any file and return errc::not_locked; a later acquire() there
+//    makes a fresh claim with the new pid. exec/dup/close do not matter (no fd is held).
+//  - NFS-safe: yes. link() is atomic on the server, and the EEXIST + "is it our inode" check
+//    covers a lost reply. Clocks of the clients must agree to within clock_slop.
+//  - Holder death (even SIGKILL): nothing is released by the OS. The lock expires after its
+//    lifetime and is broken by the next waiter once now > expiry + clock_slop (10 s by default,
+//    like flufl). A holder that keeps working past its lifetime must refresh().
+//  - Waiting: on a local filesystem (ext4, xfs, btrfs, tmpfs, ...) a waiter sleeps on inotify for
+//    the lock file's directory and retries as soon as the lock file is deleted, renamed or
+//    touched (with a 1 s backstop). The inotify instance is kept by the object after its first
+//    contended wait (one fd, released by the destructor). Where inotify cannot see other clients
+//    (NFS, SMB, FUSE, ...) or is unavailable, it retries with exponential backoff and OS-random
+//    jitter (1 ms doubling to 100 ms by default). It also wakes when the lock becomes breakable.
+//  - Speed: the claim file is kept between acquisitions of one object (refreshed, not rewritten);
+//    it is removed by the destructor (or at release() when keep_claim is false, as flufl does).
+//  - Windows: not supported yet (acquire returns errc::unsupported).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "locksmith/lockable.hpp"
+#include "locksmith/unique_fd.hpp"
+
+namespace locksmith {
+
+// How a LinkLock waiter learns that the lock may have become free.
+enum class LinkWait {
+  automatic,  // inotify on known local filesystems, backoff elsewhere
+  notify,     // inotify (backoff when inotify is unavailable)
+  backoff,    // exponential backoff with jitter only
+};
+
+struct LinkLockOptions {
+  // Expected holding time; the expiry written at acquire and refresh (flufl: 15 s).
+  std::chrono::seconds lifetime{15};
+  // How long lock() waits; nullopt = forever. try_lock*() ignore it.
+  std::optional<Clock::duration> timeout;
+  // lock() fails at once with AlreadyLocked instead of waiting.
+  bool fail_when_locked = false;
+  // Host name written in the claim; empty = the FQDN as Python's socket.getfqdn().
+  std::string hostname;
+  unsigned permissions = 0644;  // claim file creation mode, before the umask
+  // Allowed clock skew before an expired lock is broken (flufl's CLOCK_SLOP, fixed at 10 s there).
+  std::chrono::seconds clock_slop{10};
+  char separator = '|';    // flufl's SEP on POSIX
+  bool keep_claim = true;  // keep the claim file between acquisitions (flufl removes it)
+  LinkWait wait = LinkWait::automatic;
+  Clock::duration backoff_min = std::chrono::milliseconds(1);
+  Clock::duration backoff_max = std::chrono::milliseconds(100);
+};
+
+// flufl.lock's LockState.
+enum class LinkState {
+  unlocked,        // no lock file
+  ours,            // a claim with our hostname and our pid, not expired
+  ours_expired,    // ... expired
+  stale,           // our hostname, but no process with that pid
+  theirs_expired,  // our hostname, a live process that is not us, expired
+  unknown,         // another host, a live process that is not us, or content that is no claim
+};
+
+std::string_view to_string(LinkState s) noexcept;
+
+// Who holds the lock, as read from the lock file (flufl's Lock.details).
+struct LinkDetails {
+  std::string hostname;
+  long pid = 0;
+  std::string lockfile;  // the lock file path as the holder spelled it
+  bool operator==(const LinkDetails&) const = default;
+};
+
+// A parsed claim file name / lock file content: lockfile, hostname, pid, random. The pid and
+// random fields are kept as text (flufl breaks a 4-field claim whose pid does not parse).
+struct LinkClaim {
+  std::string lockfile;
+  std::string hostname;
+  std::string pid;
+  std::string random;
+};
+// Splits `content` (surrounding whitespace stripped, as flufl does) into exactly four fields.
+std::optional<LinkClaim> parse_link_claim(std::string_view content, char separator = '|');
+
+// The host name flufl.lock uses: Python's socket.getfqdn() (computed once per process).
+const std::string& link_lock_hostname();
+
+class LinkLock : public Lockable {
+ public:
+  explicit LinkLock(std::filesystem::path lockfile, LinkLockOptions options = {});
+  LinkLock(const LinkLock&) = delete;
+  LinkLock& operator=(const LinkLock&) = delete;
+  ~LinkLock() override;
+
+  // mode must be exclusive (errc::unsupported otherwise). Acquiring while held:
+  // errc::resource_deadlock_would_occur (flufl's AlreadyLockedError).
+  std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
+  // errc::not_locked when not held; errc::lock_lost when the lock was broken by someone else
+  // meanwhile (whatever is at the lock path then is left alone).
+  std::error_code release() noexcept override;
+  LockInfo describe() const override;
+  bool supports_shared() const noexcept override { return false; }
+  Clock::time_point default_deadline() const noexcept override;
+
+  // Moves the expiry to now + lifetime (and sets the lifetime when given). errc::not_locked
+  // when we do not hold it (flufl's refresh(); the claim is touched either way).
+  std::error_code refresh(std::optional<std::chrono::seconds> lifetime = std::nullopt) noexcept;
+  // Whether the lock file is our claim. Like flufl's is_locked, this touches our claim (refresh).
+  bool is_locked() noexcept;
+  // Whether this object believes it holds the lock (no file system access).
+  bool owns_lock() const noexcept { return held_; }
+
+  // The holder as read from the lock file; nullopt when there is no lock file or its content is
+  // not a claim with a decimal pid (flufl's NotLockedError). Throws LockError on other failures.
+  std::optional<LinkDetails> details() const;
+  LinkState state() const;
+  // The lock file's mtime (the holder's expiry); nullopt when there is no lock file.
+  std::optional<std::chrono::system_clock::time_point> expiration() const;
+
+  const std::filesystem::path& lockfile() const noexcept { return lockfile_; }
+  // Our claim file path (it changes when a forked child acquires).
+  const std::string& claim_path() const noexcept { return claim_; }
+  const std::string& hostname() const noexcept { return hostname_; }
+  const LinkLockOptions& options() const noexcept { return options_; }
+  std::chrono::seconds lifetime() const noexcept { return options_.lifetime; }
+
+ private:
+  struct Attempt {
+    bool got = false;        // the lock is ours
+    bool breakable = false;  // held by a claim whose expiry + clock_slop has passed
+    std::chrono::system_clock::time_point break_at{};  // when it becomes breakable
+  };
+  std::error_code prepare_claim() noexcept;
+  std::error_code write_claim() noexcept;
+  std::error_code touch_claim() noexcept;
+  std::error_code attempt(Attempt& out) noexcept;
+  std::error_code try_break(bool& broke) noexcept;
+  void drop_claim() noexcept;
+  bool lockfile_is_claim() const noexcept;
+
+  std::filesystem::path lockfile_;
+  std::string lockfile_str_;
+  LinkLockOptions options_;
+  std::string hostname_;
+  std::string claim_;   // our claim file path
+  long claim_pid_ = 0;  // the pid written in claim_
+  // Open on our claim while it exists: pins its inode number, so "the lock file is our inode"
+  // cannot be fooled by inode reuse after someone removed our claim.
+  UniqueFd claim_fd_;
+  std::uint64_t claim_dev_ = 0;
+  std::uint64_t claim_ino_ = 0;
+  std::int64_t claim_expiry_ = -1;  // the whole-second expiry we last wrote on the claim
+  // The inotify instance of waits, created at the first contended wait and kept: closing one
+  // costs milliseconds (an RCU grace period), which would land on every wake-up.
+  UniqueFd notify_fd_;
+  bool notify_tried_ = false;
+  bool held_ = false;
+};
+
+}  // namespace locksmith

@@ -1,0 +1,183 @@
+// Interop tests: LinkLock and Debian's python3-flufl.lock (5.0.1) exclude each other on the same
+// lock file, read each other's claims, and break each other's expired locks.
+//
+// The Python side is flufl_peer.py run by /usr/bin/python3 in its own process; it prints result
+// lines and obeys commands on stdin. Expired locks are made by setting the lock file's mtime into
+// the past (flufl's clock slop is fixed at 10 s), so no test waits for a lifetime to pass.
+// A missing python3-flufl.lock makes the tests fail (never skip), naming the Debian package.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "link_test_util.hpp"
+#include "locksmith/link_lock.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using locksmith::Clock;
+using locksmith::errc;
+using locksmith::LinkDetails;
+using locksmith::LinkLock;
+using locksmith::LinkLockOptions;
+using locksmith::LinkState;
+using locksmith::test::TempDir;
+namespace lt = locksmith::linktest;
+
+constexpr const char* kPython = LOCKSMITH_LINK_PYTHON;
+constexpr const char* kPeer = LOCKSMITH_LINK_PY_PEER;
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+struct PyHolder {
+  std::string host;
+  long pid = 0;
+  std::string claim;
+};
+
+// Starts a Python holder of `path`; fails the test unless it reports LOCKED.
+void start_py_holder(lt::Child& py, const fs::path& path, int lifetime, PyHolder& out) {
+  ASSERT_TRUE(py.spawn({kPython, kPeer, "hold", path.string(), std::to_string(lifetime)}));
+  const std::string line = py.read_line().value_or("(no answer)");
+  const auto w = words(line);
+  ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED")
+      << "python peer: " << line << " (is Debian's python3-flufl.lock installed?)";
+  out = PyHolder{w[1], std::stol(w[2]), w[3]};
+}
+
+TEST(LinkLockInterop, HostnameIsPythonsGetfqdn) {
+  lt::Child py;
+  ASSERT_TRUE(py.spawn({kPython, kPeer, "info"}));
+  const std::string line = py.read_line().value_or("");
+  ASSERT_EQ(line.rfind("INFO ", 0), 0u) << line;
+  EXPECT_EQ(locksmith::link_lock_hostname(), line.substr(5));
+}
+
+TEST(LinkLockInterop, PythonHoldsCppTimesOutAndReadsItsClaim) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  lt::Child py;
+  PyHolder h;
+  ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 15, h));
+  EXPECT_EQ(h.pid, static_cast<long>(py.pid()));
+  LinkLock lock(path);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(lock.try_lock_for(300ms));
+  EXPECT_GE(Clock::now() - t0, 300ms);
+  const auto d = lock.details();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(*d, (LinkDetails{h.host, h.pid, path.string()}));
+  EXPECT_EQ(h.host, lock.hostname());
+  EXPECT_EQ(lock.state(), LinkState::unknown);  // our host, a live process that is not us
+  // Python's claim has the same byte format as ours.
+  EXPECT_EQ(lt::read_file(path), h.claim);
+  EXPECT_EQ(lt::read_file(h.claim), h.claim);
+  EXPECT_EQ(lt::stat_of(path).st_nlink, 2u);
+  EXPECT_EQ(lt::stat_of(path).st_mtim.tv_nsec, 0);
+  // Released by Python: we get it.
+  ASSERT_TRUE(py.send("release"));
+  ASSERT_EQ(py.read_line().value_or(""), "RELEASED");
+  EXPECT_FALSE(fs::exists(h.claim));
+  ASSERT_TRUE(lock.try_lock_for(5s));
+  lock.unlock();
+}
+
+TEST(LinkLockInterop, CppWaiterWakesWhenPythonReleases) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  lt::Child py;
+  PyHolder h;
+  ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 15, h));
+  lt::Child waiter;
+  ASSERT_TRUE(waiter.fork_fn([&](int, int out) {
+    LinkLock lock(path);
+    lt::child_write(out, "WAITING");
+    const bool got = lock.try_lock_for(15s);
+    lt::child_write(out, got ? "GOT" : "TIMEOUT");
+    return 0;
+  }));
+  ASSERT_EQ(waiter.read_line().value_or(""), "WAITING");
+  EXPECT_FALSE(waiter.read_line(200ms).has_value());  // still waiting while Python holds
+  ASSERT_TRUE(py.send("release"));
+  ASSERT_EQ(py.read_line().value_or(""), "RELEASED");
+  EXPECT_EQ(waiter.read_line(10s).value_or(""), "GOT");
+}
+
+TEST(LinkLockInterop, CppHoldsPythonTimesOutAndReadsOurClaim) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  lock.lock();
+  lt::Child py;
+  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "0.5", "15"}));
+  EXPECT_EQ(py.read_line().value_or(""), "TIMEOUT");
+  const auto details = words(py.read_line().value_or(""));
+  ASSERT_EQ(details.size(), 4u);
+  EXPECT_EQ(details[0], "DETAILS");
+  EXPECT_EQ(details[1], lock.hostname());
+  EXPECT_EQ(details[2], std::to_string(::getpid()));
+  EXPECT_EQ(details[3], path.string());
+  EXPECT_EQ(py.read_line().value_or(""), "STATE unknown");
+  EXPECT_EQ(py.read_line().value_or(""),
+            "EXPIRATION " + std::to_string(lt::stat_of(path).st_mtim.tv_sec));
+  // flufl removed its own claim on timeout and left ours alone.
+  EXPECT_EQ(lt::claim_files(dir.path(), "res.lock").size(), 1u);
+  EXPECT_TRUE(lock.is_locked());
+  lock.unlock();
+}
+
+TEST(LinkLockInterop, PythonBreaksOurExpiredLock) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  lock.lock();
+  const std::string our_claim = lock.claim_path();
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));  // expired beyond flufl's 10 s slop
+  lt::Child py;
+  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
+  const auto w = words(py.read_line().value_or(""));
+  ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED");
+  EXPECT_EQ(lt::read_file(path), w[3]);
+  EXPECT_FALSE(fs::exists(our_claim));  // flufl removed the old winner's claim
+  EXPECT_FALSE(lock.is_locked());
+  EXPECT_EQ(lock.release(), make_error_code(errc::lock_lost));
+  EXPECT_EQ(lt::read_file(path), w[3]);  // Python's lock is untouched
+  ASSERT_TRUE(py.send("is_locked"));
+  EXPECT_EQ(py.read_line().value_or(""), "1");
+  ASSERT_TRUE(py.send("release"));
+  EXPECT_EQ(py.read_line().value_or(""), "RELEASED");
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(LinkLockInterop, CppBreaksPythonsExpiredLock) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  lt::Child py;
+  PyHolder h;
+  ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 1, h));
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));
+  LinkLock lock(path);  // default 10 s slop, like flufl's
+  EXPECT_EQ(lock.state(), LinkState::theirs_expired);
+  ASSERT_TRUE(lock.try_lock_for(5s));
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(h.claim));  // we removed the old winner's claim
+  ASSERT_TRUE(py.send("is_locked"));
+  EXPECT_EQ(py.read_line().value_or(""), "0");
+  ASSERT_TRUE(py.send("release"));
+  EXPECT_EQ(py.read_line().value_or(""), "ERROR NotLockedError");
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());  // Python left our lock alone
+  lock.unlock();
+}
+
+}  // namespace

@@ -1,0 +1,498 @@
+// Unit tests of LinkLock: the flufl.lock file format, expiry, refresh, details, state, breaking
+// rules, errors, and the std Lockable family.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "link_test_util.hpp"
+#include "locksmith/error.hpp"
+#include "locksmith/link_lock.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using locksmith::Clock;
+using locksmith::errc;
+using locksmith::LinkDetails;
+using locksmith::LinkLock;
+using locksmith::LinkLockOptions;
+using locksmith::LinkState;
+using locksmith::LinkWait;
+using locksmith::LockMode;
+using locksmith::test::TempDir;
+namespace lt = locksmith::linktest;
+
+void write_file(const fs::path& p, const std::string& content) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+}
+
+TEST(LinkLockUnit, AcquireReleaseRoundTrip) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  EXPECT_FALSE(lock.owns_lock());
+  ASSERT_FALSE(lock.acquire(LockMode::exclusive, Clock::time_point::min()));
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_TRUE(fs::exists(path));
+  EXPECT_TRUE(lock.is_locked());
+  EXPECT_TRUE(lock.describe().held);
+  EXPECT_EQ(lock.describe().kind, "link");
+  EXPECT_EQ(lock.describe().token.value_or(""), lock.claim_path());
+  ASSERT_FALSE(lock.release());
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(lock.is_locked());
+  EXPECT_EQ(lock.release(), make_error_code(errc::not_locked));
+  // Again, with the kept claim.
+  ASSERT_FALSE(lock.acquire(LockMode::exclusive, Clock::time_point::min()));
+  EXPECT_TRUE(fs::exists(path));
+  ASSERT_FALSE(lock.release());
+}
+
+TEST(LinkLockUnit, ClaimFileNameAndContentAreFluflBytes) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  ASSERT_TRUE(lock.try_lock());
+  const std::string claim = lock.claim_path();
+  const std::string prefix =
+      path.string() + "|" + lock.hostname() + "|" + std::to_string(::getpid()) + "|";
+  ASSERT_EQ(claim.substr(0, prefix.size()), prefix);
+  const std::string random = claim.substr(prefix.size());
+  ASSERT_FALSE(random.empty());
+  EXPECT_EQ(random.find_first_not_of("0123456789"), std::string::npos) << random;
+  EXPECT_LT(std::stoull(random), std::uint64_t{1} << 63);
+  EXPECT_EQ(lock.hostname(), locksmith::link_lock_hostname());
+  // Content: exactly the claim path, no newline, in both names of the one inode.
+  EXPECT_EQ(lt::read_file(claim), claim);
+  EXPECT_EQ(lt::read_file(path), claim);
+  const auto st = lt::stat_of(path);
+  const auto cst = lt::stat_of(claim);
+  EXPECT_EQ(st.st_ino, cst.st_ino);
+  EXPECT_EQ(st.st_nlink, 2u);
+  EXPECT_EQ(
+      st.st_mode & 0777, 0644u & ~[] {
+        const mode_t m = ::umask(0);
+        ::umask(m);
+        return m;
+      }());
+  lock.unlock();
+  // Two objects make two different claims.
+  LinkLock other(path);
+  ASSERT_TRUE(other.try_lock());
+  EXPECT_NE(other.claim_path(), claim);
+  other.unlock();
+}
+
+TEST(LinkLockUnit, MtimeIsExpiryInWholeSeconds) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLockOptions opts;
+  opts.lifetime = 15s;
+  LinkLock lock(path, opts);
+  const long long before = lt::now_seconds();
+  ASSERT_TRUE(lock.try_lock());
+  const long long after = lt::now_seconds();
+  const auto st = lt::stat_of(path);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 0);
+  EXPECT_EQ(st.st_atim.tv_sec, st.st_mtim.tv_sec);
+  EXPECT_EQ(st.st_atim.tv_nsec, 0);
+  EXPECT_GE(st.st_mtim.tv_sec, before + 15);
+  EXPECT_LE(st.st_mtim.tv_sec, after + 15);
+  const auto exp = lock.expiration();
+  ASSERT_TRUE(exp.has_value());
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(exp->time_since_epoch()).count(),
+            st.st_mtim.tv_sec);
+  lock.unlock();
+  EXPECT_FALSE(lock.expiration().has_value());
+}
+
+TEST(LinkLockUnit, RefreshMovesExpiry) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  EXPECT_EQ(lock.refresh(), make_error_code(errc::not_locked));
+  ASSERT_TRUE(lock.try_lock());
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
+  const long long before = lt::now_seconds();
+  ASSERT_FALSE(lock.refresh(std::chrono::seconds(300)));
+  EXPECT_EQ(lock.lifetime(), 300s);
+  const auto st = lt::stat_of(path);
+  EXPECT_GE(st.st_mtim.tv_sec, before + 300);
+  EXPECT_LE(st.st_mtim.tv_sec, lt::now_seconds() + 300);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 0);
+  // is_locked() refreshes too, like flufl's.
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
+  EXPECT_TRUE(lock.is_locked());
+  EXPECT_GE(lt::stat_of(path).st_mtim.tv_sec, before + 300);
+  lock.unlock();
+}
+
+TEST(LinkLockUnit, DetailsNameTheHolder) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLockOptions opts;
+  opts.hostname = "host.example.org";
+  LinkLock lock(path, opts);
+  EXPECT_FALSE(lock.details().has_value());
+  ASSERT_TRUE(lock.try_lock());
+  const auto d = lock.details();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(*d, (LinkDetails{"host.example.org", static_cast<long>(::getpid()), path.string()}));
+  // Another object reads the same details.
+  LinkLock reader(path);
+  EXPECT_EQ(reader.details(), d);
+  lock.unlock();
+  EXPECT_FALSE(reader.details().has_value());
+}
+
+TEST(LinkLockUnit, StateForEachCase) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  const std::string host = lock.hostname();
+  EXPECT_EQ(lock.state(), LinkState::unlocked);
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lock.state(), LinkState::ours);
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 5));
+  EXPECT_EQ(lock.state(), LinkState::ours_expired);
+  lock.unlock();
+
+  // A dead process on our host: stale.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(dead, &status, 0), dead);
+  const auto place = [&](const std::string& h, const std::string& pid, long long mtime) {
+    write_file(path, path.string() + "|" + h + "|" + pid + "|42");
+    ASSERT_TRUE(lt::set_mtime(path, mtime));
+  };
+  place(host, std::to_string(dead), lt::now_seconds() + 100);
+  EXPECT_EQ(lock.state(), LinkState::stale);
+  // A live process that is not us: unknown while fresh, theirs_expired after.
+  place(host, "1", lt::now_seconds() + 100);
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+  place(host, "1", lt::now_seconds() - 100);
+  EXPECT_EQ(lock.state(), LinkState::theirs_expired);
+  // Another host, or content that is no claim: unknown.
+  place("elsewhere.example", std::to_string(::getpid()), lt::now_seconds() + 100);
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+  write_file(path, "not a claim");
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+  EXPECT_EQ(locksmith::to_string(LinkState::theirs_expired), "theirs_expired");
+}
+
+TEST(LinkLockUnit, ForeignFileIsNeverBroken) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  const std::string content = "precious data, not a claim\n";
+  write_file(path, content);
+  const long long old = lt::now_seconds() - 1000;
+  ASSERT_TRUE(lt::set_mtime(path, old));
+  LinkLockOptions opts;
+  opts.clock_slop = 0s;
+  LinkLock lock(path, opts);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(lock.try_lock_for(300ms));
+  EXPECT_GE(Clock::now() - t0, 300ms);
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), content);
+  EXPECT_EQ(lt::stat_of(path).st_mtim.tv_sec, old);
+  // Five fields are not a claim either.
+  write_file(path, "a|b|1|2|3");
+  ASSERT_TRUE(lt::set_mtime(path, old));
+  EXPECT_FALSE(lock.try_lock_for(100ms));
+  EXPECT_EQ(lt::read_file(path), "a|b|1|2|3");
+  EXPECT_FALSE(lock.details().has_value());
+}
+
+TEST(LinkLockUnit, ExpiredClaimIsBrokenAndWinnerClaimRemoved) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  // A dead holder: its claim file linked to the lock path, expired long ago.
+  const std::string winner = path.string() + "|" + "ghost.example|12345|777";
+  write_file(winner, winner);
+  ASSERT_EQ(::link(winner.c_str(), path.c_str()), 0);
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  LinkLock lock(path);  // default clock slop: 10 s, long past
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(winner));
+  lock.unlock();
+}
+
+TEST(LinkLockUnit, FreshOrWithinSlopClaimIsNotBroken) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  const std::string winner = path.string() + "|ghost.example|12345|777";
+  write_file(winner, winner);
+  ASSERT_EQ(::link(winner.c_str(), path.c_str()), 0);
+  // Expired 3 s ago, but within the 10 s slop.
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 3));
+  LinkLock lock(path);
+  EXPECT_FALSE(lock.try_lock_for(100ms));
+  EXPECT_EQ(lt::read_file(path), winner);
+  EXPECT_TRUE(fs::exists(winner));
+}
+
+TEST(LinkLockUnit, ClaimWithUnparsablePid) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  const std::string bad = path.string() + "|ghost.example|notapid|777";
+  write_file(path, bad);
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() + 100));
+  LinkLock lock(path);
+  EXPECT_FALSE(lock.details().has_value());  // flufl: no details
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+  EXPECT_FALSE(lock.try_lock());  // fresh: not broken
+  // Four fields: a claim as far as breaking goes, once expired.
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  lock.unlock();
+}
+
+TEST(LinkLockUnit, MissingDirectoryIsAClearError) {
+  TempDir dir;
+  const fs::path path = dir / "no" / "such" / "res.lock";
+  LinkLock lock(path);
+  const std::error_code ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+  EXPECT_EQ(ec, std::errc::no_such_file_or_directory);
+  try {
+    lock.lock();
+    FAIL() << "lock() did not throw";
+  } catch (const locksmith::LockError& e) {
+    EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    EXPECT_FALSE(dynamic_cast<const locksmith::AlreadyLocked*>(&e));
+  }
+  EXPECT_FALSE(lock.owns_lock());
+}
+
+TEST(LinkLockUnit, ReadOnlyDirectoryIsAnError) {
+  TempDir dir;
+  const fs::path sub = dir / "ro";
+  fs::create_directory(sub);
+  const fs::path path = sub / "res.lock";
+  if (::geteuid() != 0) {
+    fs::permissions(sub, fs::perms::owner_read | fs::perms::owner_exec);
+    LinkLock lock(path);
+    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+    fs::permissions(sub, fs::perms::owner_all);
+    EXPECT_EQ(ec, std::errc::permission_denied);
+    EXPECT_TRUE(fs::is_empty(sub));
+    return;
+  }
+  // root ignores permissions: a read-only bind mount in a private mount namespace of a child.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNS) != 0) ::_exit(77);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
+    if (::mount(sub.c_str(), sub.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(77);
+    if (::mount(nullptr, sub.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
+      ::_exit(77);
+    }
+    LinkLock lock(path);
+    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+    ::_exit(ec == std::errc::read_only_file_system ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) {
+    GTEST_SKIP() << "cannot make a read-only bind mount (unshare/mount refused) as root";
+  }
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "acquire in a read-only directory did not fail with EROFS";
+  EXPECT_TRUE(fs::is_empty(sub));
+}
+
+TEST(LinkLockUnit, StdLockableFamily) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock a(path);
+  LinkLock b(path);
+  {
+    std::unique_lock<LinkLock> guard(a);
+    EXPECT_TRUE(guard.owns_lock());
+    EXPECT_FALSE(b.try_lock());
+    std::unique_lock<LinkLock> other(b, std::defer_lock);
+    const auto t0 = Clock::now();
+    EXPECT_FALSE(other.try_lock_for(50ms));
+    EXPECT_GE(Clock::now() - t0, 50ms);
+    EXPECT_FALSE(other.try_lock_until(Clock::now() + 20ms));
+  }
+  EXPECT_FALSE(fs::exists(path));
+  {
+    std::scoped_lock guard(b);
+    EXPECT_TRUE(b.owns_lock());
+  }
+  EXPECT_FALSE(b.owns_lock());
+  // Shared mode is not offered.
+  EXPECT_FALSE(a.supports_shared());
+  EXPECT_EQ(a.acquire(LockMode::shared, Clock::time_point::min()),
+            make_error_code(errc::unsupported));
+  EXPECT_THROW(a.lock_shared(), locksmith::LockError);
+  // Re-acquiring while held (flufl's AlreadyLockedError).
+  a.lock();
+  EXPECT_EQ(a.acquire(LockMode::exclusive, Clock::time_point::min()),
+            std::errc::resource_deadlock_would_occur);
+  a.unlock();
+  EXPECT_THROW(a.unlock(), locksmith::NotLocked);
+}
+
+TEST(LinkLockUnit, LockHonoursConfiguredWaitPolicy) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock holder(path);
+  holder.lock();
+  LinkLockOptions fwl;
+  fwl.fail_when_locked = true;
+  LinkLock a(path, fwl);
+  EXPECT_THROW(a.lock(), locksmith::AlreadyLocked);
+  LinkLockOptions timed;
+  timed.timeout = 100ms;
+  LinkLock b(path, timed);
+  const auto t0 = Clock::now();
+  EXPECT_THROW(b.lock(), locksmith::LockTimeout);
+  EXPECT_GE(Clock::now() - t0, 100ms);
+}
+
+TEST(LinkLockUnit, ClaimIsKeptBetweenAcquisitionsAndRemovedAtDestruction) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  std::string claim;
+  {
+    LinkLock lock(path);
+    lock.lock();
+    claim = lock.claim_path();
+    lock.unlock();
+    EXPECT_TRUE(fs::exists(claim));
+    EXPECT_EQ(lt::stat_of(claim).st_nlink, 1u);
+    lock.lock();
+    EXPECT_EQ(lock.claim_path(), claim);
+    // Destroyed while held: releases and removes the claim.
+  }
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_FALSE(fs::exists(claim));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+  LinkLockOptions flufl_like;
+  flufl_like.keep_claim = false;
+  LinkLock lock(path, flufl_like);
+  lock.lock();
+  claim = lock.claim_path();
+  lock.unlock();
+  EXPECT_FALSE(fs::exists(claim));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(LinkLockUnit, RemovedClaimIsRewritten) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock lock(path);
+  lock.lock();
+  lock.unlock();
+  ASSERT_TRUE(fs::remove(lock.claim_path()));
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_EQ(lt::stat_of(path).st_nlink, 2u);
+  EXPECT_TRUE(lock.is_locked());
+  lock.unlock();
+}
+
+TEST(LinkLockUnit, BrokenLockIsReportedAndTheNewHolderKept) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLockOptions opts;
+  opts.clock_slop = 0s;
+  LinkLock old_holder(path, opts);
+  old_holder.lock();
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
+  LinkLock breaker(path, opts);
+  ASSERT_TRUE(breaker.try_lock());
+  EXPECT_FALSE(fs::exists(old_holder.claim_path()));  // the winner's claim was removed
+  EXPECT_FALSE(old_holder.is_locked());
+  EXPECT_EQ(old_holder.refresh(), make_error_code(errc::not_locked));
+  EXPECT_EQ(old_holder.release(), make_error_code(errc::lock_lost));
+  EXPECT_EQ(lt::read_file(path), breaker.claim_path());
+  EXPECT_TRUE(breaker.is_locked());
+  // The old holder can take it again later, with a rewritten claim.
+  breaker.unlock();
+  ASSERT_TRUE(old_holder.try_lock());
+  EXPECT_EQ(lt::read_file(path), old_holder.claim_path());
+  old_holder.unlock();
+}
+
+TEST(LinkLockUnit, ParseClaim) {
+  const auto c = locksmith::parse_link_claim(" /x/y.lock|h.example|12|34\n");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->lockfile, "/x/y.lock");
+  EXPECT_EQ(c->hostname, "h.example");
+  EXPECT_EQ(c->pid, "12");
+  EXPECT_EQ(c->random, "34");
+  EXPECT_FALSE(locksmith::parse_link_claim("a|b|c").has_value());
+  EXPECT_FALSE(locksmith::parse_link_claim("a|b|c|d|e").has_value());
+  EXPECT_FALSE(locksmith::parse_link_claim("").has_value());
+  EXPECT_TRUE(locksmith::parse_link_claim("a^b^c^d", '^').has_value());
+}
+
+// A waiter in another thread wakes when the holder releases, with either wait strategy.
+void waiter_wakes(LinkWait wait) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock holder(path);
+  holder.lock();
+  LinkLockOptions opts;
+  opts.wait = wait;
+  LinkLock waiter(path, opts);
+  std::atomic<int> result{-1};
+  std::atomic<bool> started{false};
+  std::thread t([&] {
+    started = true;
+    result = waiter.try_lock_for(10s) ? 1 : 0;
+  });
+  while (!started) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);  // let it block (not a synchronisation: either order works)
+  EXPECT_EQ(result.load(), -1);
+  holder.unlock();
+  t.join();
+  EXPECT_EQ(result.load(), 1);
+  EXPECT_TRUE(waiter.is_locked());
+  waiter.unlock();
+}
+
+TEST(LinkLockUnit, NotifiedWaiterWakesOnRelease) { waiter_wakes(LinkWait::notify); }
+TEST(LinkLockUnit, BackoffWaiterWakesOnRelease) { waiter_wakes(LinkWait::backoff); }
+
+TEST(LinkLockUnit, WaiterBreaksWhenTheLockExpiresWhileWaiting) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLockOptions opts;
+  opts.lifetime = 1s;
+  opts.clock_slop = 0s;
+  LinkLock holder(path, opts);
+  holder.lock();
+  const auto expiry = lt::stat_of(path).st_mtim.tv_sec;
+  LinkLock waiter(path, opts);
+  ASSERT_TRUE(waiter.try_lock_for(5s));
+  // Broken only after expiry + slop.
+  EXPECT_GT(std::chrono::system_clock::now(),
+            std::chrono::system_clock::time_point(std::chrono::seconds(expiry)));
+  EXPECT_EQ(holder.release(), make_error_code(errc::lock_lost));
+  waiter.unlock();
+}
+
+}  // namespace
