@@ -92,7 +92,7 @@ std::string compute_fqdn() {
   // canonical name and its aliases that contains a dot, else the canonical name.
   std::array<char, 256> buf{};
   if (::gethostname(buf.data(), buf.size() - 1) != 0) return "localhost";
-  const std::string name(buf.data());
+  std::string name(buf.data());  // not const: returned by move below
   struct addrinfo hints {};
   hints.ai_family = AF_UNSPEC;
   struct addrinfo* res = nullptr;
@@ -289,7 +289,7 @@ LinkLock::LinkLock(std::filesystem::path lockfile, LinkLockOptions options)
 
 LinkLock::~LinkLock() {
   // Never throws; errors cannot be reported here.
-  if (held_) release();
+  if (held_) LinkLock::release();  // this class's own release: no virtual dispatch here
   drop_claim();
 }
 

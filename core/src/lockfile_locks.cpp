@@ -39,7 +39,7 @@ MkdirLock::MkdirLock(std::filesystem::path path, MkdirLockOptions options)
 }
 
 MkdirLock::~MkdirLock() {
-  if (held_) (void)release();
+  if (held_) (void)MkdirLock::release();  // this class's own release: no virtual dispatch here
 }
 
 Clock::time_point MkdirLock::default_deadline() const noexcept {
@@ -65,7 +65,7 @@ PidLockFile::PidLockFile(std::filesystem::path path, PidLockFileOptions options)
     : path_(std::move(path)), options_(options) {}
 
 PidLockFile::~PidLockFile() {
-  if (held_) (void)release();
+  if (held_) (void)PidLockFile::release();  // this class's own release: no virtual dispatch here
 }
 
 Clock::time_point PidLockFile::default_deadline() const noexcept {
@@ -94,7 +94,7 @@ DotLock::DotLock(std::filesystem::path file, DotLockOptions options)
 }
 
 DotLock::~DotLock() {
-  if (held_) (void)release();
+  if (held_) (void)DotLock::release();  // this class's own release: no virtual dispatch here
 }
 
 Clock::time_point DotLock::default_deadline() const noexcept {

@@ -433,7 +433,9 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
       if (ec) return ec;
       std::array<char, 32> num{};
       std::snprintf(num.data(), num.size(), "%05ld", pid);
-      tmp = lock_path_.parent_path() / (".lk" + std::string(num.data()) + rnd + host);
+      std::string name = ".lk";
+      name.append(num.data()).append(rnd).append(host);
+      tmp = lock_path_.parent_path() / name;
       ec = create_exclusive(tmp, content, options_.permissions, tmp_st, tmp_fd);
       if (ec != std::errc::file_exists || attempt > 10) break;
     }
