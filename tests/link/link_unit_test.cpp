@@ -495,4 +495,13 @@ TEST(LinkLockUnit, WaiterBreaksWhenTheLockExpiresWhileWaiting) {
   waiter.unlock();
 }
 
+TEST(LinkLockUnit, StateNamesAreFluflsLockStateNames) {
+  EXPECT_EQ(to_string(LinkState::unlocked), "unlocked");
+  EXPECT_EQ(to_string(LinkState::ours), "ours");
+  EXPECT_EQ(to_string(LinkState::ours_expired), "ours_expired");
+  EXPECT_EQ(to_string(LinkState::stale), "stale");
+  EXPECT_EQ(to_string(LinkState::theirs_expired), "theirs_expired");
+  EXPECT_EQ(to_string(LinkState::unknown), "unknown");
+}
+
 }  // namespace
