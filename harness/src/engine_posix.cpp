@@ -184,6 +184,7 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
   me.alive.store(1);
 
   std::uint64_t done = 0;
+  bool gives_fences = true;  // until the first grant shows otherwise
   for (std::uint32_t op = 0;; ++op) {
     if (shared.stop.load(std::memory_order_relaxed) != 0) break;
     if (cfg.iterations > 0 && done >= cfg.iterations) break;
@@ -232,7 +233,14 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
       readers += s == kInShared;
     }
     e.type = EventType::ok;
-    e.value = lock->describe().fence ? static_cast<std::int64_t>(*lock->describe().fence) : -1;
+    // describe() builds strings: ask it for a fencing token only while the primitive has shown
+    // it gives them (a primitive that fences does so on every acquisition).
+    e.value = -1;
+    if (gives_fences) {
+      const auto fence = lock->describe().fence;
+      gives_fences = fence.has_value();
+      if (fence) e.value = static_cast<std::int64_t>(*fence);
+    }
     e.witness_writers = writers;
     e.witness_readers = readers;
     rec.record(e);
