@@ -43,9 +43,7 @@ FileLock::~FileLock() {
 }
 
 Clock::time_point FileLock::default_deadline() const noexcept {
-  if (options_.fail_when_locked) return Clock::time_point::min();
-  if (options_.timeout) return deadline_after(*options_.timeout);
-  return kForever;
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 std::optional<LockMode> FileLock::held_mode() const noexcept {

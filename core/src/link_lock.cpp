@@ -96,9 +96,7 @@ LockInfo LinkLock::describe() const {
 }
 
 Clock::time_point LinkLock::default_deadline() const noexcept {
-  if (options_.fail_when_locked) return Clock::time_point::min();
-  if (options_.timeout) return deadline_after(*options_.timeout);
-  return kForever;
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 std::optional<LinkDetails> LinkLock::details() const {

@@ -21,13 +21,6 @@ std::filesystem::path abspath(const std::filesystem::path& path) {
   return abs;
 }
 
-Clock::time_point deadline_from(const std::optional<Clock::duration>& timeout,
-                                bool fail_when_locked) noexcept {
-  if (fail_when_locked) return Clock::time_point::min();
-  if (timeout) return Lockable::deadline_after(*timeout);
-  return kForever;
-}
-
 }  // namespace
 
 // --- MkdirLock ---------------------------------------------------------------------------------
@@ -43,7 +36,7 @@ MkdirLock::~MkdirLock() {
 }
 
 Clock::time_point MkdirLock::default_deadline() const noexcept {
-  return deadline_from(options_.timeout, options_.fail_when_locked);
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 LockInfo MkdirLock::describe() const {
@@ -69,7 +62,7 @@ PidLockFile::~PidLockFile() {
 }
 
 Clock::time_point PidLockFile::default_deadline() const noexcept {
-  return deadline_from(options_.timeout, options_.fail_when_locked);
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 LockInfo PidLockFile::describe() const {
@@ -98,7 +91,7 @@ DotLock::~DotLock() {
 }
 
 Clock::time_point DotLock::default_deadline() const noexcept {
-  return deadline_from(options_.timeout, options_.fail_when_locked);
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 LockInfo DotLock::describe() const {

@@ -42,9 +42,7 @@ LockOptions BoundedSemaphore::slot_options() const {
 }
 
 Clock::time_point BoundedSemaphore::default_deadline() const noexcept {
-  if (options_.fail_when_locked) return Clock::time_point::min();
-  if (options_.timeout) return deadline_after(*options_.timeout);
-  return kForever;
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
 
 std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadline) noexcept {

@@ -77,6 +77,15 @@ class Lockable {
   // The deadline that lock() uses: from the primitive's options (default: wait forever).
   virtual Clock::time_point default_deadline() const noexcept { return kForever; }
 
+  // The deadline of a configured wait policy: fail_when_locked -> do not wait; a timeout -> now +
+  // timeout; neither -> forever. Every primitive's default_deadline() is this.
+  static Clock::time_point policy_deadline(const std::optional<Clock::duration>& timeout,
+                                           bool fail_when_locked) {
+    if (fail_when_locked) return Clock::time_point::min();
+    if (timeout) return deadline_after(*timeout);
+    return kForever;
+  }
+
   template <class Rep, class Period>
   static Clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& d) {
     const auto now = Clock::now();
