@@ -15,9 +15,10 @@ namespace {
 constexpr const char* kSpecHelp =
     "Lock specs: flock:PATH | fcntl:PATH | ofd:PATH | sem:DIR/NAME?max=N | PATH (= flock:PATH)\n"
     "  | link:PATH (flufl.lock) | mkdir:PATH (lockfile) | pidfile:PATH (lockfile)\n"
-    "  | dotlock:PATH (liblockfile)\n"
+    "  | dotlock:PATH (liblockfile) | auto:PATH (flock, else fcntl, else link: what works here)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
-    "  perms=0644, follow_symlinks=1, lifetime=15s and slop=10s (link), break_stale=1 (pidfile),\n"
+    "  perms=0644, follow_symlinks=1, lifetime=15s (link, auto) and slop=10s (link),\n"
+    "  break_stale=1 (pidfile),\n"
     "  stale_age=5m (dotlock)\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
     "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH";

@@ -3,8 +3,11 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <functional>
+#include <mutex>
 #include <string>
 
+#include "locksmith/auto_lock.hpp"
 #include "locksmith/file_lock.hpp"
 #include "locksmith/link_lock.hpp"
 #include "locksmith/lockfile_locks.hpp"
@@ -14,8 +17,8 @@ namespace locksmith {
 namespace {
 
 constexpr std::array<std::string_view, 4> kFileKinds = {"flock", "fcntl", "posix", "ofd"};
-constexpr std::array<std::string_view, 4> kProtocolKinds = {"link", "mkdir", "dotlock", "pidfile"};
-constexpr std::array<std::string_view, 1> kLaterKinds = {"auto"};
+constexpr std::array<std::string_view, 5> kProtocolKinds = {"link", "mkdir", "dotlock", "pidfile",
+                                                            "auto"};
 
 // The options each kind accepts.
 std::string_view allowed_options(std::string_view kind) {
@@ -24,6 +27,7 @@ std::string_view allowed_options(std::string_view kind) {
   if (kind == "link") return "timeout, fail_when_locked, perms, lifetime, slop";
   if (kind == "pidfile") return "timeout, fail_when_locked, perms, break_stale";
   if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
+  if (kind == "auto") return "shared, timeout, fail_when_locked, perms, follow_symlinks, lifetime";
   return "shared, timeout, fail_when_locked, perms, follow_symlinks";
 }
 
@@ -79,7 +83,46 @@ unsigned parse_unsigned(std::string_view spec, std::string_view key, std::string
   return v;
 }
 
+// Openers of URL-style specs, registered by the libraries that implement them.
+struct SchemeRegistry {
+  std::mutex mutex;
+  std::map<std::string, SchemeOpener, std::less<>> openers;
+};
+
+SchemeRegistry& schemes() {
+  static SchemeRegistry registry;
+  return registry;
+}
+
+SchemeOpener find_scheme(std::string_view scheme) {
+  auto& r = schemes();
+  const std::lock_guard guard(r.mutex);
+  const auto it = r.openers.find(scheme);
+  return it == r.openers.end() ? nullptr : it->second;
+}
+
+// key=value pairs after '?', joined by '&'.
+void parse_query(std::string_view q, std::map<std::string, std::string>& out,
+                 const std::function<void(const std::string&)>& check_key) {
+  while (!q.empty()) {
+    const auto amp = q.find('&');
+    const std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    const auto eq = pair.find('=');
+    std::string key(pair.substr(0, eq));
+    check_key(key);
+    out[std::move(key)] = std::string(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+  }
+}
+
 }  // namespace
+
+void register_lock_scheme(std::string scheme, SchemeOpener opener) {
+  auto& r = schemes();
+  const std::lock_guard guard(r.mutex);
+  r.openers[std::move(scheme)] = opener;
+}
 
 Clock::duration parse_duration(std::string_view text) {
   std::size_t unit_at = 0;
@@ -120,7 +163,7 @@ Clock::duration parse_duration(std::string_view text) {
 
 std::string LockSpec::to_string() const {
   std::string s = kind;
-  s.append(":").append(target);
+  s.append(url ? "://" : ":").append(target);
   char sep = '?';
   for (const auto& [k, v] : options) {
     s.append(1, sep).append(k).append("=").append(v);
@@ -135,6 +178,18 @@ LockSpec parse_lock_spec(std::string_view spec) {
   std::string_view rest = spec;
   if (const auto scheme_end = spec.find("://"); scheme_end != std::string_view::npos) {
     const std::string_view scheme = spec.substr(0, scheme_end);
+    if (find_scheme(scheme) != nullptr) {
+      // The scheme's opener validates the rest; here it is only split up.
+      out.kind = std::string(scheme);
+      out.url = true;
+      rest = spec.substr(scheme_end + 3);
+      const auto query = rest.find('?');
+      out.target = std::string(rest.substr(0, query));
+      if (query != std::string_view::npos) {
+        parse_query(rest.substr(query + 1), out.options, [](const std::string&) {});
+      }
+      return out;
+    }
     if (contains(kLaterSchemes, scheme)) {
       bad_spec(spec, cat("'", scheme, "' locks are not in this build yet"), errc::unsupported);
     }
@@ -148,12 +203,11 @@ LockSpec parse_lock_spec(std::string_view spec) {
     if (contains(kFileKinds, prefix) || contains(kProtocolKinds, prefix) || prefix == "sem") {
       kind = prefix;
       rest = spec.substr(colon + 1);
-    } else if (contains(kLaterKinds, prefix)) {
-      bad_spec(spec, cat("'", prefix, "' locks are not in this build yet"), errc::unsupported);
     } else if (word && colon + 1 < spec.size() && spec[colon + 1] == '/') {
-      bad_spec(spec, cat("unknown lock kind '", prefix,
-                         "'; known: flock, fcntl, ofd, sem, link, mkdir, pidfile, dotlock, or a "
-                         "bare path"));
+      bad_spec(spec,
+               cat("unknown lock kind '", prefix,
+                   "'; known: flock, fcntl, ofd, sem, link, mkdir, pidfile, dotlock, auto, or a "
+                   "bare path"));
     }
   }
   out.kind = kind == "posix" ? "fcntl" : std::string(kind);
@@ -161,21 +215,12 @@ LockSpec parse_lock_spec(std::string_view spec) {
   out.target = std::string(rest.substr(0, query));
   if (out.target.empty()) bad_spec(spec, "no path");
   if (query != std::string_view::npos) {
-    std::string_view q = rest.substr(query + 1);
-    while (!q.empty()) {
-      const auto amp = q.find('&');
-      const std::string_view pair = q.substr(0, amp);
-      q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
-      if (pair.empty()) continue;
-      const auto eq = pair.find('=');
-      const std::string key(pair.substr(0, eq));
-      const std::string value(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    parse_query(rest.substr(query + 1), out.options, [&](const std::string& key) {
       if (!option_allowed(out.kind, key)) {
         bad_spec(spec, cat("unknown option '", key, "' for ", out.kind,
                            ": (known: ", allowed_options(out.kind), ")"));
       }
-      out.options[key] = value;
-    }
+    });
   }
   if (out.kind == "sem" && !out.options.count("max")) {
     bad_spec(spec, "sem: needs ?max=N");
@@ -206,6 +251,11 @@ LockSpec parse_lock_spec(std::string_view spec) {
 }
 
 std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
+  if (unchecked.url) {
+    const SchemeOpener opener = find_scheme(unchecked.kind);
+    if (opener == nullptr) return open_lock(std::string_view(unchecked.to_string()));
+    return opener(unchecked.to_string());
+  }
   // A LockSpec may be built by hand: check it as if it had been parsed (kind, options, values).
   const LockSpec spec = parse_lock_spec(unchecked.to_string());
   const std::string text = spec.to_string();
@@ -233,17 +283,28 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     if (dir.empty()) dir = ".";
     return std::make_unique<BoundedSemaphore>(max, p.filename().string(), dir, o);
   }
+  // Whole seconds, rounded up: flufl.lock stores the expiry as a file time in seconds.
+  auto seconds = [&](const char* key, std::chrono::seconds fallback) {
+    const auto it = spec.options.find(key);
+    if (it == spec.options.end()) return fallback;
+    return std::chrono::ceil<std::chrono::seconds>(parse_duration(it->second));
+  };
+  if (spec.kind == "auto") {
+    AutoLockOptions o;
+    o.mode = flag("shared") ? LockMode::shared : LockMode::exclusive;
+    o.timeout = timeout;
+    o.fail_when_locked = flag("fail_when_locked");
+    o.permissions = perms;
+    o.follow_symlinks = flag("follow_symlinks");
+    o.link_lifetime = seconds("lifetime", o.link_lifetime);
+    if (o.link_lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1s");
+    return std::make_unique<AutoLock>(spec.target, o);
+  }
   if (spec.kind == "link") {
     LinkLockOptions o;
     o.timeout = timeout;
     o.fail_when_locked = flag("fail_when_locked");
     o.permissions = perms;
-    // Whole seconds, rounded up: flufl.lock stores the expiry as a file time in seconds.
-    auto seconds = [&](const char* key, std::chrono::seconds fallback) {
-      const auto it = spec.options.find(key);
-      if (it == spec.options.end()) return fallback;
-      return std::chrono::ceil<std::chrono::seconds>(parse_duration(it->second));
-    };
     o.lifetime = seconds("lifetime", o.lifetime);
     o.clock_slop = seconds("slop", o.clock_slop);
     if (o.lifetime.count() <= 0) {
@@ -290,6 +351,9 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
 }
 
 std::unique_ptr<Lockable> open_lock(std::string_view spec) {
+  if (const auto scheme_end = spec.find("://"); scheme_end != std::string_view::npos) {
+    if (const SchemeOpener opener = find_scheme(spec.substr(0, scheme_end))) return opener(spec);
+  }
   return open_lock(parse_lock_spec(spec));
 }
 

@@ -32,6 +32,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "locksmith/auto_lock.hpp"
 #include "locksmith/harness/fs_probe.hpp"
 #include "locksmith/unique_fd.hpp"
 
@@ -396,6 +397,20 @@ Fact lock_supported(const Lab& lab, Kind kind) {
                 " lock on a fresh file failed: " + error_text(err)};
   }
   fail(std::string(kind_name(kind)) + " lock on a fresh file", err);
+}
+
+// What `auto:` locks use here: the first mechanism AutoLock finds working on this filesystem.
+Fact auto_mechanism(const Lab& lab) {
+  const std::string path = lab.local("auto");
+  AutoLock lock(path);
+  const std::error_code ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+  if (ec) {
+    return {"auto_mechanism", "none", "AutoLock found no working mechanism: " + ec.message()};
+  }
+  const std::string chosen = lock.describe().mechanism;
+  (void)lock.release();
+  return {"auto_mechanism", chosen,
+          "auto: locks use " + chosen + " here (tried in order: flock, fcntl, link)"};
 }
 
 Fact close_any_fd_drops_fcntl(const Lab& lab) {
@@ -989,6 +1004,7 @@ std::vector<Fact> probe_semantics(const std::filesystem::path& dir,
   }
   run(facts, "o_excl_atomic", [&] { return o_excl_atomic(lab); });
   run(facts, "link_nlink_2", [&] { return link_nlink_2(lab); });
+  run(facts, "auto_mechanism", [&] { return auto_mechanism(lab); });
   run(facts, "rename_atomic_for_readers", [&] { return rename_atomic_for_readers(lab); });
   return facts;
 }

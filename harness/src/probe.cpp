@@ -27,6 +27,8 @@ constexpr Candidate kCandidates[] = {
     {"link", "link_nlink_2", 0},
     {"mkdir", nullptr, 0},
     {"dotlock", nullptr, 0},
+    // Whatever the filesystem supports (the auto_mechanism fact says which it chose).
+    {"auto", nullptr, 0.3},
 };
 
 std::string spec_for(const std::string& name, const std::filesystem::path& dir) {

@@ -198,6 +198,7 @@ void expect_linux_local_answers(const std::vector<Fact>& facts) {
       {"o_excl_atomic", "yes"},
       {"link_nlink_2", "yes"},
       {"rename_atomic_for_readers", "yes"},
+      {"auto_mechanism", "flock"},
   };
   for (const auto& [name, value] : expected) {
     const auto it = f.find(name);
@@ -346,7 +347,7 @@ TEST(FsProbe, EveryExperimentDecidesInATempDir) {
        {"flock_supported", "fcntl_supported", "ofd_supported", "close_any_fd_drops_fcntl",
         "flock_fcntl_interact", "flock_shared_across_fork", "two_opens_conflict_flock",
         "two_opens_conflict_ofd", "two_opens_conflict_fcntl", "o_excl_atomic", "link_nlink_2",
-        "rename_atomic_for_readers"}) {
+        "rename_atomic_for_readers", "auto_mechanism"}) {
     ASSERT_EQ(f.count(name), 1u) << name << "\n" << dump(facts);
     EXPECT_EQ(f.at(name).value.rfind("error", 0), std::string::npos)
         << name << " = " << f.at(name).value;
@@ -390,13 +391,14 @@ void expect_probe_all_safe(const fs::path& dir, const std::string& fs_type) {
   o.worker_exe = LOCKSMITH_BINARY;
   const Report r = run_probe(o);
   EXPECT_EQ(r.exit_code(), 0);
-  ASSERT_EQ(r.primitives.size(), 7u);
+  ASSERT_EQ(r.primitives.size(), 8u);
   for (const auto& p : r.primitives) {
     EXPECT_EQ(p.verdict, PrimitiveVerdict::safe) << p.name << ": " << p.reason;
     EXPECT_GT(p.stats.at("acquired"), 0) << p.name;
   }
   const auto f = by_name(r.facts);
   EXPECT_EQ(f.at("fs_type").value, fs_type);
+  EXPECT_EQ(f.at("auto_mechanism").value, "flock");
 }
 
 void expect_stress_verdicts(const fs::path& dir) {

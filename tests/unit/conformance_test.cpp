@@ -149,6 +149,10 @@ struct SemPrefix {
   static constexpr std::string_view kText = "sem:";
   static constexpr const char* kKind = "sem";
 };
+struct AutoPrefix {
+  static constexpr std::string_view kText = "auto:";
+  static constexpr const char* kKind = "auto";
+};
 struct BarePrefix {
   static constexpr std::string_view kText = "";
   static constexpr const char* kKind = "flock";
@@ -228,10 +232,11 @@ struct SpecFcntl : SpecLock<FcntlPrefix> {};
 struct SpecOfd : SpecLock<OfdPrefix> {};
 struct SpecSem : SpecLock<SemPrefix> {};
 struct SpecBarePath : SpecLock<BarePrefix> {};
+struct SpecAuto : SpecLock<AutoPrefix> {};
 
 using LockTypes = ::testing::Types<FileLockFlock, FileLockPosix, FileLockOfd, RLock_,
                                    TemporaryFileLock_, PidFileLock_, Semaphore1, Semaphore3,
-                                   SpecFlock, SpecFcntl, SpecOfd, SpecSem, SpecBarePath>;
+                                   SpecFlock, SpecFcntl, SpecOfd, SpecSem, SpecBarePath, SpecAuto>;
 TYPED_TEST_SUITE(Conformance, LockTypes);
 
 TYPED_TEST(Conformance, AcquireReleaseRoundTrip) {

@@ -102,8 +102,8 @@ TEST(ParseLockSpec, BadInput) {
 }
 
 TEST(ParseLockSpec, LaterKindsAreUnsupported) {
-  for (const char* spec : {"auto:/x", "redis://h:6379/key", "redis+pubsub://h:6379/chan",
-                           "redlock://a:1,b:2,c:3/key"}) {
+  for (const char* spec :
+       {"redis://h:6379/key", "redis+pubsub://h:6379/chan", "redlock://a:1,b:2,c:3/key"}) {
     EXPECT_EQ(spec_error(spec), errc::unsupported) << spec;
     EXPECT_THROW(open_lock(spec), LockError) << spec;
   }
@@ -255,7 +255,7 @@ TEST(OpenLock, SemaphoreFromTheSpec) {
 }
 
 TEST(OpenLock, HandBuiltSpecsAreValidated) {
-  LockSpec unknown{"auto", "/x", {}};
+  LockSpec unknown{"nosuch", "/x", {}};
   EXPECT_THROW(open_lock(unknown), LockError);
   LockSpec sem_without_max{"sem", "/x/n", {}};
   try {
@@ -266,6 +266,38 @@ TEST(OpenLock, HandBuiltSpecsAreValidated) {
   }
   LockSpec bad_value{"flock", "/x", {{"timeout", "soon"}}};
   EXPECT_THROW(open_lock(bad_value), LockError);
+}
+
+// A URL scheme registered by another library: open_lock hands the whole spec to its opener.
+std::unique_ptr<Lockable> open_test_scheme(std::string_view spec) {
+  const LockSpec s = parse_lock_spec(spec);
+  if (s.options.count("bad")) {
+    throw LockError(make_error_code(errc::invalid_spec), "invalid lock spec (bad)", spec);
+  }
+  LockOptions o;
+  o.fail_when_locked = true;
+  return std::make_unique<FileLock>(s.target, o);
+}
+
+TEST(RegisterLockScheme, OpenLockUsesTheOpener) {
+  EXPECT_EQ(spec_error("testscheme://x"), errc::invalid_spec);  // unknown until registered
+  register_lock_scheme("testscheme", &open_test_scheme);
+  const test::TempDir dir;
+  const std::string path = (dir.path() / "k").string();
+  const std::string spec = "testscheme://" + path + "?any=thing&other";
+  const LockSpec parsed = parse_lock_spec(spec);
+  EXPECT_TRUE(parsed.url);
+  EXPECT_EQ(parsed.kind, "testscheme");
+  EXPECT_EQ(parsed.target, path);
+  EXPECT_EQ(parsed.options.at("any"), "thing");  // the opener, not the core, judges options
+  EXPECT_EQ(parsed.to_string(), "testscheme://" + path + "?any=thing&other=");
+  auto lock = open_lock(spec);
+  ASSERT_NE(dynamic_cast<FileLock*>(lock.get()), nullptr);
+  EXPECT_EQ(lock->describe().target, path);
+  EXPECT_EQ(lock->default_deadline(), Clock::time_point::min());
+  auto again = open_lock(parsed);  // a LockSpec goes the same way
+  EXPECT_EQ(again->describe().target, path);
+  EXPECT_THROW(open_lock(spec + "&bad=1"), LockError);
 }
 
 }  // namespace

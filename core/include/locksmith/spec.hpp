@@ -8,6 +8,8 @@
 //   mkdir:PATH      MkdirLock (lockfile's MkdirLockFile: directory PATH.lock)
 //   pidfile:PATH    PidLockFile (lockfile's PIDLockFile: PATH itself, "%d\n")
 //   dotlock:PATH    DotLock (liblockfile / dotlockfile: PATH.lock)
+//   auto:PATH       AutoLock: flock, else fcntl, else a link lock on PATH.link, whichever the
+//                   filesystem supports (describe().mechanism says which)
 //
 // Options follow a '?' as key=value pairs joined by '&':
 //   shared=1             lock() takes a shared lock
@@ -16,14 +18,17 @@
 //   perms=0644           creation permissions (octal)
 //   follow_symlinks=1    allow a symlink at the lock path
 //   max=N                semaphore size (sem: only, required)
-//   lifetime=DURATION    link: only: expiry written at acquire/refresh (default 15s)
+//   lifetime=DURATION    link: and auto: only: expiry written at acquire/refresh (default 15s)
 //   slop=DURATION        link: only: clock skew allowed before breaking (default 10s)
 //   break_stale=1        pidfile: only: take over a pid file whose process is gone
 //   stale_age=DURATION   dotlock: only: age after which a lock without a live pid is stale
 //                        (default 5m as liblockfile; 0 = never)
-// Each kind accepts only the options that mean something for it. Kinds for later primitives
-// (auto:, redis://, redis+pubsub://, redlock://) are recognised and reported as
-// unsupported by this build.
+// Each kind accepts only the options that mean something for it.
+//
+// URL-style specs (SCHEME://...) are opened by the library that registered SCHEME with
+// register_lock_scheme(): locksmith::redis registers redis:// (call
+// locksmith::redis::register_redis_schemes() once). The core knows redis://, redis+pubsub:// and
+// redlock:// by name and reports them as unsupported until they are registered.
 #pragma once
 
 #include <chrono>
@@ -37,9 +42,10 @@
 namespace locksmith {
 
 struct LockSpec {
-  std::string kind;                            // "flock", "fcntl", "ofd", "sem"
-  std::string target;                          // path (for sem: DIR/NAME)
-  std::map<std::string, std::string> options;  // raw, validated keys
+  std::string kind;                            // "flock", "fcntl", "ofd", "sem", or a scheme
+  std::string target;                          // path (for sem: DIR/NAME); after "://" for URLs
+  std::map<std::string, std::string> options;  // raw; keys validated for the core's kinds
+  bool url = false;                            // "SCHEME://TARGET": a registered scheme
 
   std::string to_string() const;
 };
@@ -51,5 +57,11 @@ Clock::duration parse_duration(std::string_view text);
 
 std::unique_ptr<Lockable> open_lock(const LockSpec& spec);
 std::unique_ptr<Lockable> open_lock(std::string_view spec);
+
+// Opens a whole "SCHEME://..." spec; throws LockError naming the spec on bad input.
+using SchemeOpener = std::unique_ptr<Lockable> (*)(std::string_view spec);
+// Makes open_lock(string) hand "SCHEME://..." specs to `opener`. Registering a scheme again
+// replaces its opener. Thread-safe.
+void register_lock_scheme(std::string scheme, SchemeOpener opener);
 
 }  // namespace locksmith

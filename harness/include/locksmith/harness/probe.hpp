@@ -20,7 +20,7 @@ struct ProbeOptions {
   std::string worker_exe;  // default: /proc/self/exe
   bool progress = false;   // one line per primitive on stderr
   // Primitives to probe (default: all file primitives of this build: flock, fcntl, ofd, sem,
-  // link, mkdir, dotlock).
+  // link, mkdir, dotlock, auto).
   std::vector<std::string> only;
 };
 

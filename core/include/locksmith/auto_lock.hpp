@@ -1,0 +1,72 @@
+// AutoLock: the lock that works on whatever filesystem holds the path (portalocker's promise of a
+// fallback when the primary mechanism is unavailable).
+//
+// The first acquire tries the mechanisms in order and keeps the first one the filesystem supports:
+//   flock   -> fails with ENOLCK / EOPNOTSUPP / EINVAL (e.g. NFS without flock emulation)
+//   fcntl   -> fails likewise (e.g. NFS whose lock manager is not running)
+//   link    -> flufl.lock's hard-link protocol on PATH.link, which needs nothing but link(2)
+// "Busy" and "timeout" mean the mechanism works (someone holds the lock): it is kept. Later
+// acquisitions use the kept mechanism; describe().mechanism names it.
+//
+// Every process that locks PATH must end up with the same mechanism. That holds when the choice is
+// made by the filesystem (all processes see the same one); processes on different kinds of mounts
+// of one export could choose differently — run `locksmith probe` on each mount to see the choice.
+// The link fallback is exclusive only: a shared request then takes it exclusively (safe, stricter).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "locksmith/file_lock.hpp"
+#include "locksmith/link_lock.hpp"
+#include "locksmith/lockable.hpp"
+
+namespace locksmith {
+
+struct AutoLockOptions {
+  LockMode mode = LockMode::exclusive;  // the mode that lock() takes
+  // How long lock() waits; nullopt = forever. try_lock*() ignore it.
+  std::optional<Clock::duration> timeout;
+  bool fail_when_locked = false;  // lock() fails at once with AlreadyLocked instead of waiting
+  unsigned permissions = 0644;    // creation mode, before the process umask
+  bool follow_symlinks = false;
+  // The mechanisms tried, in order; empty = flock, fcntl, link (Windows: LockFileEx, link).
+  std::vector<Backend> candidates;
+  std::chrono::seconds link_lifetime{15};  // the link fallback's lifetime (flufl's default)
+};
+
+// Whether `ec` from a lock call means "this filesystem does not do that kind of lock".
+bool is_mechanism_unavailable(std::error_code ec) noexcept;
+
+class AutoLock : public Lockable {
+ public:
+  explicit AutoLock(std::filesystem::path path, AutoLockOptions options = {});
+  AutoLock(const AutoLock&) = delete;
+  AutoLock& operator=(const AutoLock&) = delete;
+  ~AutoLock() override;
+
+  std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
+  std::error_code release() noexcept override;
+  // kind "auto"; mechanism "flock", "posix", "windows" or "link" once chosen, "undecided" before.
+  LockInfo describe() const override;
+  Clock::time_point default_deadline() const noexcept override;
+  LockMode default_mode() const noexcept override { return options_.mode; }
+
+  // The mechanism in use; nullopt until the first acquire that reached the filesystem.
+  std::optional<Backend> mechanism() const noexcept { return chosen_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  // The lock file the link fallback uses.
+  std::filesystem::path link_path() const;
+
+ private:
+  std::unique_ptr<Lockable> make(Backend b) const;
+
+  std::filesystem::path path_;
+  AutoLockOptions options_;
+  std::optional<Backend> chosen_;
+  std::unique_ptr<Lockable> lock_;  // the chosen mechanism's lock
+};
+
+}  // namespace locksmith
