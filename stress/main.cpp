@@ -20,8 +20,10 @@ constexpr const char* kSpecHelp =
     "  perms=0644, follow_symlinks=1, lifetime=15s (link, auto) and slop=10s (link),\n"
     "  break_stale=1 (pidfile),\n"
     "  stale_age=5m (dotlock)\n"
+    "Scenario (stress only): atomic:PATH  writers replace PATH atomically, readers check every "
+    "read\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
-    "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH";
+    "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH | broken:atomic:PATH";
 
 void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
   cmd->add_option("--json", files.json, "Write the report as JSON (docs/REPORT_SCHEMA.md)");

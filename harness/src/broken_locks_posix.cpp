@@ -91,7 +91,25 @@ class CheckThenCreateLock final : public Lockable {
 
 }  // namespace
 
+Scenario scenario_of(std::string_view spec) {
+  constexpr std::string_view kAtomic = "atomic:";
+  constexpr std::string_view kBrokenAtomic = "broken:atomic:";
+  if (spec.substr(0, kAtomic.size()) == kAtomic) {
+    return {ScenarioKind::atomic, std::string(spec.substr(kAtomic.size()))};
+  }
+  if (spec.substr(0, kBrokenAtomic.size()) == kBrokenAtomic) {
+    return {ScenarioKind::broken_atomic, std::string(spec.substr(kBrokenAtomic.size()))};
+  }
+  return {};
+}
+
 std::string spec_kind(const std::string& spec) {
+  if (const Scenario s = scenario_of(spec); s.kind != ScenarioKind::none) {
+    if (s.path.empty()) {
+      throw LockError(make_error_code(errc::invalid_spec), "invalid scenario spec (no path)", spec);
+    }
+    return s.kind == ScenarioKind::atomic ? "atomic-write" : "broken-atomic";
+  }
   if (spec.rfind(kBroken, 0) == 0) {
     const auto rest = spec.substr(kBroken.size());
     return "broken-" + rest.substr(0, rest.find(':'));

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "locksmith/atomic_file.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/spec.hpp"
 #include "locksmith/unique_fd.hpp"
@@ -92,6 +93,8 @@ struct WorkerConfig {
   std::uint64_t deadline_ns = 0;  // 0: none
   bool counter = false;
   std::string guard;
+  std::string atomic_path;     // the atomic-write scenario's file ("" for lock runs)
+  bool atomic_broken = false;  // ... written in place (broken:atomic:)
 };
 
 WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t process_index) {
@@ -117,6 +120,10 @@ WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t pro
   if (process_index % 2 == 1 && !j.value("peer_spec", "").empty()) {
     c.spec = j.at("peer_spec").get<std::string>();
     c.guard = j.at("peer_guard").get<std::string>();
+  }
+  if (const Scenario scenario = scenario_of(c.spec); scenario.kind != ScenarioKind::none) {
+    c.atomic_path = scenario.path;
+    c.atomic_broken = scenario.kind == ScenarioKind::broken_atomic;
   }
   return c;
 }
@@ -158,6 +165,122 @@ void sleep_ns(std::int64_t ns) {
   }
 }
 
+// --- The atomic-write scenario ------------------------------------------------------------------
+// Even-numbered workers publish new versions of one file, odd-numbered ones read it; every read
+// is checked for a complete version (check_atomic_visibility). A version's write event is recorded
+// before it is published, so a writer killed after publishing still accounts for what it wrote.
+
+constexpr std::string_view kAtomicMagic = "locksmith-atomic";
+constexpr std::size_t kAtomicPayload = 16384;  // several pages: a torn write is visible
+
+// A self-checking version: "locksmith-atomic VERSION LENGTH\n" + LENGTH payload bytes + "\n".
+std::string atomic_content(std::int64_t version) {
+  std::string out(kAtomicMagic);
+  out.append(" ").append(std::to_string(version)).append(" ");
+  out.append(std::to_string(kAtomicPayload)).append("\n");
+  for (std::size_t i = 0; i < kAtomicPayload; ++i) {
+    out.push_back(static_cast<char>('a' + (static_cast<std::uint64_t>(version) * 31 + i) % 26));
+  }
+  out.push_back('\n');
+  return out;
+}
+
+// The version `content` holds, or nullopt when it is not one complete version.
+std::optional<std::int64_t> parse_atomic(const std::string& content) {
+  long long version = -1;
+  unsigned long length = 0;
+  if (content.compare(0, kAtomicMagic.size(), kAtomicMagic) != 0) return std::nullopt;
+  if (std::sscanf(content.c_str() + kAtomicMagic.size(), " %lld %lu", &version, &length) != 2) {
+    return std::nullopt;
+  }
+  if (length != kAtomicPayload || content != atomic_content(version)) return std::nullopt;
+  return version;
+}
+
+// Publishes `version` at `path`: durably and atomically, or (broken) in place.
+void publish_version(const std::string& path, std::int64_t version, bool broken) {
+  const std::string content = atomic_content(version);
+  if (!broken) {
+    AtomicOptions o;
+    o.publish = Publish::replace;
+    open_atomic(
+        path, [&](AtomicFile& f) { f.write(content); }, o);
+    return;
+  }
+  // The classic mistake: truncate and rewrite the file readers are reading.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) fail("cannot open", path, errno);
+  const std::size_t half = content.size() / 2;
+  for (const auto& [at, n] : {std::pair{std::size_t{0}, half}, {half, content.size() - half}}) {
+    if (::pwrite(fd.get(), content.data() + at, n, static_cast<off_t>(at)) < 0) {
+      fail("cannot write", path, errno);
+    }
+    std::this_thread::yield();
+  }
+}
+
+// Reads the whole file; false on ENOENT.
+bool read_whole(const std::string& path, std::string& out) {
+  out.clear();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return false;
+    fail("cannot open", path, errno);
+  }
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail("cannot read", path, errno);
+    if (n == 0) return true;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// --- One worker thread --------------------------------------------------------------------------
+
+// The atomic-write scenario's loop (see above).
+int atomic_worker(const WorkerConfig& cfg, Recorder& rec, Slot& me, const SharedState& shared,
+                  std::uint32_t id) {
+  const bool writer = id % 2 == 0;
+  std::string content;
+  bool seen_file = false;
+  std::uint64_t done = 0;
+  for (std::uint32_t op = 0;; ++op) {
+    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
+    if (cfg.iterations > 0 && done >= cfg.iterations) break;
+    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    Event e;
+    e.worker = id;
+    e.op = op;
+    e.host = cfg.host;
+    if (writer) {
+      e.type = EventType::write;
+      e.value = (static_cast<std::int64_t>(id) + 1) * (std::int64_t{1} << 32) + op;
+      me.state.store(kInExclusive, std::memory_order_seq_cst);  // the kill nemesis' target
+      if (!rec.record(e)) break;
+      publish_version(cfg.atomic_path, e.value, cfg.atomic_broken);
+      me.state.store(kOut, std::memory_order_seq_cst);
+      sleep_ns(cfg.hold_ns);
+    } else {
+      const bool exists = read_whole(cfg.atomic_path, content);
+      if (!exists && !seen_file) {
+        std::this_thread::yield();
+        continue;
+      }
+      seen_file = seen_file || exists;
+      const auto version = exists ? parse_atomic(content) : std::nullopt;
+      e.type = EventType::read;
+      e.value = version.value_or(-1);
+      e.aux = version ? 0 : 1;  // partial, corrupt, or vanished
+      if (!rec.record(e)) break;
+    }
+    me.acquired.fetch_add(1, std::memory_order_relaxed);
+    ++done;
+  }
+  return 0;
+}
+
 // One worker thread: loops acquire -> critical section -> release, recording every step.
 int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
                   SharedState& shared, std::uint32_t slot_index) {
@@ -166,6 +289,17 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
   const std::uint32_t used = shared.slots_used.load();
   std::unique_ptr<Lockable> lock;
   UniqueFd guard;
+  if (!cfg.atomic_path.empty()) {
+    try {
+      Recorder rec(run_dir / ("history-" + std::to_string(id) + ".bin"),
+                   cfg.iterations > 0 ? cfg.iterations + 64 : std::size_t{1} << 22);
+      me.alive.store(1);
+      return atomic_worker(cfg, rec, me, shared, id);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "locksmith worker %u: %s\n", id, e.what());
+      return 3;
+    }
+  }
   try {
     lock = open_harness_lock(cfg.spec);
     if (cfg.counter) {
@@ -339,7 +473,7 @@ void rendezvous(const StressOptions& o) {
 }
 
 std::uint32_t max_holders_of(const std::string& spec) {
-  if (spec.rfind("broken:", 0) == 0) return 1;
+  if (spec.rfind("broken:", 0) == 0 || scenario_of(spec).kind != ScenarioKind::none) return 1;
   const LockSpec s = parse_lock_spec(spec);
   if (s.kind == "sem") return static_cast<std::uint32_t>(std::stoul(s.options.at("max")));
   return 1;
@@ -388,7 +522,16 @@ StressResult run_stress(const StressOptions& o) {
   const std::uint32_t max_holders = max_holders_of(o.spec);
   std::string target;
   bool shared_ok = true;
-  {
+  const Scenario scenario = scenario_of(o.spec);
+  if (scenario.kind != ScenarioKind::none) {
+    if (o.workers < 2) {
+      throw std::invalid_argument(
+          "the atomic-write scenario needs at least 2 workers "
+          "(even ones write, odd ones read)");
+    }
+    target = scenario.path;
+    shared_ok = false;
+  } else {
     auto probe = open_harness_lock(o.spec);  // validates the spec before anything starts
     target = probe->describe().target;
     shared_ok = probe->supports_shared();
@@ -428,7 +571,7 @@ StressResult run_stress(const StressOptions& o) {
     }
   } cleanup{result.run_dir, remove_dir};
 
-  const bool counter = max_holders == 1;
+  const bool counter = max_holders == 1 && scenario.kind == ScenarioKind::none;
   const std::string guard = target + ".guard";
   std::string peer_guard;
   if (!o.peer_spec.empty()) {
@@ -479,6 +622,16 @@ StressResult run_stress(const StressOptions& o) {
   }
   SharedMap shared(result.run_dir / "state.bin", true);
   Recorder controller(result.run_dir / "history-controller.bin", 1 << 16);
+  if (scenario.kind != ScenarioKind::none && (!multi_host || o.host == 0)) {
+    // Version 0 exists before any reader starts: from then on the file never vanishes.
+    Event e;
+    e.type = EventType::write;
+    e.value = 0;
+    e.host = o.host;
+    e.worker = first_worker_id + kMaxSlots;  // the controller
+    controller.record(e);
+    publish_version(scenario.path, 0, false);
+  }
   const std::string exe = o.worker_exe.empty() ? "/proc/self/exe" : o.worker_exe;
 
   struct Proc {

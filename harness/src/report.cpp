@@ -286,6 +286,10 @@ void summarize(PrimitiveReport& p, const History& h) {
         ++operations;
         invoked[key] = {e.op, e.time_ns};
         break;
+      case EventType::read:  // the atomic-write scenario: its operations are reads and writes
+      case EventType::write:
+        ++operations;
+        break;
       case EventType::ok: {
         ++acquired;
         const auto inv = invoked.find(key);

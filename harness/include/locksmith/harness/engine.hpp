@@ -71,6 +71,19 @@ StressResult run_stress(const StressOptions& options);
 // Entry point of a worker process: `<exe> __worker RUN_DIR PROCESS_INDEX`. Returns the exit code.
 int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index);
 
+// Scenario specs: not locks, but workloads the engine runs with the same workers, nemesis and
+// checkers (check_atomic_visibility):
+//   atomic:PATH         even-numbered workers publish new versions of PATH with AtomicFile
+//                       (temporary file, fsync, rename), odd-numbered ones read it and check each
+//                       read is one complete version; the kill nemesis kills writers mid-write
+//   broken:atomic:PATH  the same, but written in place (truncate, write): readers see torn files
+enum class ScenarioKind { none, atomic, broken_atomic };
+struct Scenario {
+  ScenarioKind kind = ScenarioKind::none;
+  std::string path;
+};
+Scenario scenario_of(std::string_view spec);
+
 // Opens a lock from a spec: the core's specs plus the deliberately broken locks the checkers
 // must catch:
 //   broken:noop:PATH           acquire always succeeds, nothing is locked

@@ -30,7 +30,7 @@ enum class EventType : std::uint8_t {
   resume = 11,       // controller: worker SIGCONTed
   read = 12,         // reader saw a version of an atomically written file; value = version,
                      // aux = 1 when the content was partial or corrupt
-  write = 13,        // writer published a version; value = version
+  write = 13,        // writer publishes a version (recorded just before); value = version
 };
 
 enum class Mode : std::uint8_t { exclusive = 0, shared = 1 };
