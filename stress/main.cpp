@@ -16,6 +16,7 @@ constexpr const char* kSpecHelp =
     "Lock specs: flock:PATH | fcntl:PATH | ofd:PATH | sem:DIR/NAME?max=N | PATH (= flock:PATH)\n"
     "  | link:PATH (flufl.lock) | mkdir:PATH (lockfile) | pidfile:PATH (lockfile)\n"
     "  | dotlock:PATH (liblockfile) | auto:PATH (flock, else fcntl, else link: what works here)\n"
+    "  | redis://[USER:PASSWORD@]HOST:PORT/KEY?ttl=30s&refresh=1 (redis-py Lock, fenced)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
     "  perms=0644, follow_symlinks=1, lifetime=15s (link, auto) and slop=10s (link),\n"
     "  break_stale=1 (pidfile),\n"
@@ -35,6 +36,7 @@ void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  locksmith::harness::register_schemes();  // redis:// and friends, where this build has them
   // Worker processes re-execute this binary; they are not a user-facing command.
   if (argc == 4 && std::string(argv[1]) == "__worker") {
     return locksmith::harness::worker_main(argv[2], static_cast<std::uint32_t>(std::atoi(argv[3])));

@@ -36,6 +36,10 @@ std::error_code os_error(int err) noexcept { return {err, std::generic_category(
 // calls); after this many in a row the attempt reports the error instead of spinning.
 constexpr int kMaxVanished = 100;
 
+// "The name went away between two calls": ENOENT, or ESTALE from NFS when the file was removed
+// between the lookup and the next operation on it.
+bool vanished_errno(int err) noexcept { return err == ENOENT || err == ESTALE; }
+
 // Backoff between attempts: 1 ms doubling to 128 ms, each sleep scaled by a factor in [0.5, 1.5).
 class Backoff {
  public:
@@ -56,10 +60,19 @@ class Backoff {
     delay_ = std::min<Clock::duration>(delay_ * 2, std::chrono::milliseconds(128));
     return {};
   }
+  // Before a retry that does not sleep (the lock vanished, or a stale one was broken): the
+  // busy / timeout code once the deadline has passed, so that such retries cannot overrun it
+  // where each file operation is slow (NFS). A non-waiting attempt still gets a few of them.
+  std::error_code overdue() noexcept {
+    if (Clock::now() < deadline_) return {};
+    if (entry_passed_ && ++free_retries_ <= 3) return {};
+    return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
+  }
 
  private:
   Clock::time_point deadline_;
   bool entry_passed_;
+  int free_retries_ = 0;
   Clock::duration delay_ = std::chrono::milliseconds(1);
   std::minstd_rand rng_;
 };
@@ -261,7 +274,11 @@ std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) no
     if (err != EEXIST) return os_error(err);
     struct stat st {};
     if (::lstat(lock_path_.c_str(), &st) != 0) {
-      if (errno == ENOENT && ++vanished < kMaxVanished) continue;  // released meanwhile
+      // Released meanwhile (NFS: ESTALE when it went between lookup and getattr).
+      if (vanished_errno(errno) && ++vanished < kMaxVanished) {
+        if (const std::error_code ec = backoff.overdue()) return ec;
+        continue;
+      }
       return last_error();
     }
     if (!S_ISDIR(st.st_mode)) return junk_error(st.st_mode, true);
@@ -329,7 +346,11 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
     if (ec != std::errc::file_exists) return ec;
     std::string text;
     ec = read_head(path_, 64, text, st);
-    if (ec == std::errc::no_such_file_or_directory && ++vanished < kMaxVanished) continue;
+    if (ec && vanished_errno(ec.value()) && ec.category() == std::generic_category() &&
+        ++vanished < kMaxVanished) {
+      if (const std::error_code late = backoff.overdue()) return late;
+      continue;
+    }
     if (ec == std::errc::invalid_argument || ec == std::errc::too_many_symbolic_link_levels) {
       struct stat lst {};
       if (::lstat(path_.c_str(), &lst) == 0) return junk_error(lst.st_mode, false);
@@ -340,6 +361,7 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
       if (holder && *holder > 0 && !pid_alive(*holder)) {
         ec = unlink_if_unchanged(path_, st);
         if (ec) return ec;
+        if (const std::error_code late = backoff.overdue()) return late;
         continue;
       }
     }
@@ -397,7 +419,9 @@ Validity check_dotlock(const std::filesystem::path& path, const struct stat& st,
   std::string text;
   struct stat read_st {};
   const std::error_code ec = read_head(path, 16, text, read_st);
-  if (ec == std::errc::no_such_file_or_directory) return Validity::vanished;
+  if (ec && ec.category() == std::generic_category() && vanished_errno(ec.value())) {
+    return Validity::vanished;
+  }
   if (!ec && (read_st.st_dev != st.st_dev || read_st.st_ino != st.st_ino)) {
     return Validity::vanished;  // replaced between lstat and open: look again
   }
@@ -456,7 +480,10 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
     const int link_err = link_rc == 0 ? 0 : errno;
     struct stat st {};
     if (::lstat(lock_path_.c_str(), &st) != 0) {
-      if (errno == ENOENT && link_err == EEXIST && ++vanished < kMaxVanished) continue;
+      if (vanished_errno(errno) && link_err == EEXIST && ++vanished < kMaxVanished) {
+        if (const std::error_code late = backoff.overdue()) return late;
+        continue;
+      }
       return link_err != 0 ? os_error(link_err) : last_error();
     }
     if (st.st_dev == tmp_st.st_dev && st.st_ino == tmp_st.st_ino) {
@@ -469,11 +496,15 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
     if (!S_ISREG(st.st_mode)) return junk_error(st.st_mode, false);
     switch (check_dotlock(lock_path_, st, options_)) {
       case Validity::vanished:
-        if (++vanished < kMaxVanished) continue;
+        if (++vanished < kMaxVanished) {
+          if (const std::error_code late = backoff.overdue()) return late;
+          continue;
+        }
         break;
       case Validity::stale:
         ec = unlink_if_unchanged(lock_path_, st);
         if (ec) return ec;
+        if (const std::error_code late = backoff.overdue()) return late;
         continue;
       case Validity::valid:
         break;

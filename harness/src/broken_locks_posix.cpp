@@ -92,23 +92,43 @@ class CheckThenCreateLock final : public Lockable {
 }  // namespace
 
 Scenario scenario_of(std::string_view spec) {
-  constexpr std::string_view kAtomic = "atomic:";
-  constexpr std::string_view kBrokenAtomic = "broken:atomic:";
-  if (spec.substr(0, kAtomic.size()) == kAtomic) {
-    return {ScenarioKind::atomic, std::string(spec.substr(kAtomic.size()))};
-  }
-  if (spec.substr(0, kBrokenAtomic.size()) == kBrokenAtomic) {
-    return {ScenarioKind::broken_atomic, std::string(spec.substr(kBrokenAtomic.size()))};
+  constexpr std::pair<std::string_view, ScenarioKind> kPrefixes[] = {
+      {"atomic:", ScenarioKind::atomic},
+      {"broken:atomic:", ScenarioKind::broken_atomic},
+      {"filestore:", ScenarioKind::filestore},
+      {"broken:filestore:", ScenarioKind::broken_filestore},
+  };
+  for (const auto& [prefix, kind] : kPrefixes) {
+    if (spec.substr(0, prefix.size()) == prefix) {
+      return {kind, std::string(spec.substr(prefix.size()))};
+    }
   }
   return {};
 }
 
+const char* scenario_kind_name(ScenarioKind k) {
+  switch (k) {
+    case ScenarioKind::atomic:
+      return "atomic-write";
+    case ScenarioKind::broken_atomic:
+      return "broken-atomic";
+    case ScenarioKind::filestore:
+      return "filestore";
+    case ScenarioKind::broken_filestore:
+      return "broken-filestore";
+    case ScenarioKind::none:
+      break;
+  }
+  return "";
+}
+
 std::string spec_kind(const std::string& spec) {
+  register_schemes();
   if (const Scenario s = scenario_of(spec); s.kind != ScenarioKind::none) {
     if (s.path.empty()) {
       throw LockError(make_error_code(errc::invalid_spec), "invalid scenario spec (no path)", spec);
     }
-    return s.kind == ScenarioKind::atomic ? "atomic-write" : "broken-atomic";
+    return scenario_kind_name(s.kind);
   }
   if (spec.rfind(kBroken, 0) == 0) {
     const auto rest = spec.substr(kBroken.size());
@@ -118,6 +138,7 @@ std::string spec_kind(const std::string& spec) {
 }
 
 std::unique_ptr<Lockable> open_harness_lock(const std::string& spec) {
+  register_schemes();
   if (spec.rfind(kBroken, 0) != 0) return open_lock(spec);
   const std::string rest = spec.substr(kBroken.size());
   const auto colon = rest.find(':');

@@ -20,6 +20,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -318,6 +319,9 @@ Analysis analyse(const History& h) {
       case EventType::resume:
       case EventType::read:
       case EventType::write:
+      case EventType::put:
+      case EventType::take:
+      case EventType::stored:
         break;
     }
   }
@@ -1123,6 +1127,121 @@ CheckResult check_atomic_visibility(const History& h) {
 
 CheckResult check_fencing(const History& h) { return fencing_impl(h, analyse(h)); }
 
+CheckResult exactly_once_impl(const History&, const Analysis& a) {
+  CheckResult r;
+  r.name = "exactly-once";
+  struct Message {
+    std::uint32_t producer = 0;
+    bool put = false;
+    bool stored = false;
+    std::vector<const Event*> takes;
+  };
+  std::unordered_map<std::int64_t, Message> messages;
+  std::unordered_map<std::uint32_t, std::int64_t> last_put;  // per producer
+  std::unordered_set<std::uint32_t> crashed;
+  std::uint64_t puts = 0;
+  for (const Event& e : a.events()) {
+    switch (e.type) {
+      case EventType::put: {
+        Message& m = messages[e.value];
+        m.put = true;
+        m.producer = e.worker;
+        last_put[e.worker] = e.value;
+        ++puts;
+        break;
+      }
+      case EventType::take:
+        messages[e.value].takes.push_back(&e);
+        break;
+      case EventType::stored:
+        messages[e.value].stored = true;
+        break;
+      case EventType::crash:
+        crashed.insert(e.worker);
+        break;
+      default:
+        break;
+    }
+  }
+  if (puts == 0) {
+    skip(r, "no messages were put");
+    return r;
+  }
+  std::uint64_t delivered = 0, duplicates = 0, partial = 0, lost = 0, phantom = 0, uncertain = 0;
+  auto violation = [&](std::string what, std::vector<std::uint32_t> workers, std::uint64_t at) {
+    Violation v;
+    v.what = std::move(what);
+    v.workers = std::move(workers);
+    v.from_ns = at;
+    v.to_ns = at;
+    add_violation(r, std::move(v));
+  };
+  std::vector<std::int64_t> ids;
+  ids.reserve(messages.size());
+  for (const auto& [id, m] : messages) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // violations in a stable order
+  for (const std::int64_t id : ids) {
+    const Message& m = messages.at(id);
+    const std::string name = "message " + std::to_string(id);
+    for (const Event* t : m.takes) {
+      if (t->aux == 1) {
+        ++partial;
+        violation("worker " + std::to_string(t->worker) + " took " + name +
+                      " with partial or corrupt content at " + a.at(t->host, t->time_ns),
+                  {t->worker}, t->time_ns);
+      }
+    }
+    if (!m.put) {
+      ++phantom;
+      const std::uint32_t w = m.takes.empty() ? 0 : m.takes.front()->worker;
+      violation(name + " was " + (m.takes.empty() ? "found in cur/" : "taken") +
+                    " but no producer put it",
+                {w}, m.takes.empty() ? 0 : m.takes.front()->time_ns);
+      continue;
+    }
+    if (m.takes.size() > 1) {
+      ++duplicates;
+      std::string who;
+      std::vector<std::uint32_t> workers;
+      for (const Event* t : m.takes) {
+        if (!who.empty()) who += ", ";
+        who += std::to_string(t->worker);
+        workers.push_back(t->worker);
+      }
+      std::string what = name;
+      what.append(" was delivered ").append(std::to_string(m.takes.size()));
+      what.append(" times (workers ").append(who).append(")");
+      violation(std::move(what), workers, m.takes[1]->time_ns);
+    }
+    if (!m.takes.empty() || m.stored) {
+      ++delivered;
+    } else if (crashed.count(m.producer) && last_put[m.producer] == id) {
+      ++uncertain;  // its producer was killed while committing it
+    } else {
+      ++lost;
+      violation(name + " put by worker " + std::to_string(m.producer) +
+                    " was never delivered and is not in cur/",
+                {m.producer}, 0);
+    }
+  }
+  r.metrics["messages"] = static_cast<double>(puts);
+  r.metrics["delivered"] = static_cast<double>(delivered);
+  r.metrics["duplicates"] = static_cast<double>(duplicates);
+  r.metrics["partial"] = static_cast<double>(partial);
+  r.metrics["lost"] = static_cast<double>(lost);
+  r.metrics["phantom"] = static_cast<double>(phantom);
+  r.metrics["uncertain"] = static_cast<double>(uncertain);
+  r.summary = std::to_string(puts) + " messages put, " + std::to_string(delivered) +
+              " delivered: " + std::to_string(duplicates) + " more than once, " +
+              std::to_string(partial) + " partial, " + std::to_string(lost) + " lost, " +
+              std::to_string(phantom) + " never put" +
+              (uncertain > 0 ? ", " + std::to_string(uncertain) + " cut short by a crash" : "");
+  set_verdict(r);
+  return r;
+}
+
+CheckResult check_exactly_once(const History& h) { return exactly_once_impl(h, analyse(h)); }
+
 CheckResult check_liveness(const History& h) { return liveness_impl(h, analyse(h)); }
 
 std::vector<CheckResult> check_all(const History& h, std::optional<std::int64_t> final_counter) {
@@ -1135,8 +1254,13 @@ std::vector<CheckResult> check_all(const History& h, std::optional<std::int64_t>
   if (!a.crashes.empty()) out.push_back(release_after_crash_impl(h, a, 2000));
   if (h.info.counter) out.push_back(lost_updates_impl(h, a, final_counter));
   bool reads = false;
-  for (const Event& e : a.events()) reads = reads || e.type == EventType::read;
+  bool puts = false;
+  for (const Event& e : a.events()) {
+    reads = reads || e.type == EventType::read;
+    puts = puts || e.type == EventType::put;
+  }
   if (reads) out.push_back(atomic_visibility_impl(h, a));
+  if (puts) out.push_back(exactly_once_impl(h, a));
   out.push_back(fencing_impl(h, a));
   out.push_back(liveness_impl(h, a));
   return out;

@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +23,7 @@
 #include <thread>
 
 #include "locksmith/atomic_file.hpp"
+#include "locksmith/filestore.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/spec.hpp"
 #include "locksmith/unique_fd.hpp"
@@ -35,6 +38,7 @@ constexpr std::uint32_t kOut = 0;
 constexpr std::uint32_t kInExclusive = 1;
 constexpr std::uint32_t kInShared = 2;
 constexpr std::size_t kGuardSize = 64;
+constexpr long kNfsSuperMagic = 0x6969;  // NFS_SUPER_MAGIC
 
 // One per worker thread, on its own cache line.
 struct alignas(64) Slot {
@@ -93,8 +97,7 @@ struct WorkerConfig {
   std::uint64_t deadline_ns = 0;  // 0: none
   bool counter = false;
   std::string guard;
-  std::string atomic_path;     // the atomic-write scenario's file ("" for lock runs)
-  bool atomic_broken = false;  // ... written in place (broken:atomic:)
+  Scenario scenario;  // kind none for lock runs
 };
 
 WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t process_index) {
@@ -121,10 +124,7 @@ WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t pro
     c.spec = j.at("peer_spec").get<std::string>();
     c.guard = j.at("peer_guard").get<std::string>();
   }
-  if (const Scenario scenario = scenario_of(c.spec); scenario.kind != ScenarioKind::none) {
-    c.atomic_path = scenario.path;
-    c.atomic_broken = scenario.kind == ScenarioKind::broken_atomic;
-  }
+  c.scenario = scenario_of(c.spec);
   return c;
 }
 
@@ -212,10 +212,11 @@ void publish_version(const std::string& path, std::int64_t version, bool broken)
   if (!fd) fail("cannot open", path, errno);
   const std::size_t half = content.size() / 2;
   for (const auto& [at, n] : {std::pair{std::size_t{0}, half}, {half, content.size() - half}}) {
+    // A slow writer: the torn state lasts long enough to be seen even on a loaded machine.
+    sleep_ns(20000);
     if (::pwrite(fd.get(), content.data() + at, n, static_cast<off_t>(at)) < 0) {
       fail("cannot write", path, errno);
     }
-    std::this_thread::yield();
   }
 }
 
@@ -234,6 +235,127 @@ bool read_whole(const std::string& path, std::string& out) {
     if (n < 0) fail("cannot read", path, errno);
     if (n == 0) return true;
     out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// --- The FileStore scenario ---------------------------------------------------------------------
+// Even-numbered workers produce messages into a FileStore (self-checking content, as above),
+// odd-numbered ones claim them with claim_next; check_exactly_once judges the history. After the
+// run the controller drains new/ and records what is in cur/.
+
+std::string message_name(std::int64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "m%019" PRId64, id);
+  return buf;
+}
+
+std::optional<std::int64_t> message_id(std::string_view name) {
+  std::int64_t id = 0;
+  if (name.size() != 20 || name[0] != 'm') return std::nullopt;
+  const auto [ptr, err] = std::from_chars(name.data() + 1, name.data() + name.size(), id);
+  if (err != std::errc() || ptr != name.data() + name.size()) return std::nullopt;
+  return id;
+}
+
+// The broken consumer: read, copy into cur/, then unlink — two consumers can both get one message.
+std::optional<std::string> claim_by_copy(const FileStore& store) {
+  const auto waiting = store.list(FileStore::kNew);
+  if (waiting.empty()) return std::nullopt;
+  const std::string name = waiting.front().filename().string();
+  std::string content;
+  if (!read_whole(waiting.front().string(), content)) return std::nullopt;  // gone meanwhile
+  const std::string cur = (store.section_path(FileStore::kCur) / name).string();
+  UniqueFd fd(::open(cur.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd) fail("cannot create", cur, errno);
+  if (::write(fd.get(), content.data(), content.size()) < 0) fail("cannot write", cur, errno);
+  std::this_thread::yield();  // the window in which another consumer reads the same message
+  ::unlink(waiting.front().c_str());
+  return name;
+}
+
+// The content of a taken message, checked: its id, or nullopt when partial or corrupt.
+std::optional<std::int64_t> check_message(const FileStore& store, const std::string& name) {
+  std::string content;
+  const std::string path = (store.section_path(FileStore::kCur) / name).string();
+  if (!read_whole(path, content)) return std::nullopt;
+  const auto id = message_id(name);
+  const auto version = parse_atomic(content);
+  if (!id || !version || *version != *id) return std::nullopt;
+  return id;
+}
+
+int filestore_worker(const WorkerConfig& cfg, Recorder& rec, Slot& me, const SharedState& shared,
+                     std::uint32_t id) {
+  const bool producer = id % 2 == 0;
+  const bool broken = cfg.scenario.kind == ScenarioKind::broken_filestore;
+  FileStore store(cfg.scenario.path, 0644, !broken);
+  const std::string consumer = "worker-" + std::to_string(id);
+  std::uint64_t done = 0;
+  for (std::uint32_t op = 0;; ++op) {
+    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
+    if (cfg.iterations > 0 && done >= cfg.iterations) break;
+    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    Event e;
+    e.worker = id;
+    e.op = op;
+    e.host = cfg.host;
+    if (producer) {
+      e.type = EventType::put;
+      e.value = (static_cast<std::int64_t>(id) + 1) * (std::int64_t{1} << 32) + op;
+      me.state.store(kInExclusive, std::memory_order_seq_cst);  // the kill nemesis' target
+      if (!rec.record(e)) break;
+      FileStore::Writer w = store.create(message_name(e.value));
+      w.write(atomic_content(e.value));
+      w.commit();
+      me.state.store(kOut, std::memory_order_seq_cst);
+      sleep_ns(cfg.hold_ns);
+    } else {
+      me.state.store(kInExclusive, std::memory_order_seq_cst);
+      const std::optional<std::string> name =
+          broken ? claim_by_copy(store) : store.claim_next(consumer);
+      if (!name) {
+        me.state.store(kOut, std::memory_order_seq_cst);
+        std::this_thread::yield();
+        continue;
+      }
+      const auto got = check_message(store, *name);
+      e.type = EventType::take;
+      e.value = got ? *got : message_id(*name).value_or(-1);
+      e.aux = got ? 0 : 1;
+      const bool room = rec.record(e);
+      me.state.store(kOut, std::memory_order_seq_cst);
+      if (!room) break;
+    }
+    me.acquired.fetch_add(1, std::memory_order_relaxed);
+    ++done;
+  }
+  return 0;
+}
+
+// After the run: claims what is left in new/ (as a consumer would) and records every message in
+// cur/ — including those whose consumer was killed before it could record the take.
+void drain_store(const Scenario& scenario, Recorder& controller, std::uint32_t worker,
+                 std::uint8_t host) {
+  FileStore store(scenario.path);
+  Event e;
+  e.worker = worker;
+  e.host = host;
+  while (const auto name = store.claim_next("locksmith-controller")) {
+    const auto got = check_message(store, *name);
+    e.time_ns = 0;
+    e.type = EventType::take;
+    e.value = got ? *got : message_id(*name).value_or(-1);
+    e.aux = got ? 0 : 1;
+    controller.record(e);
+  }
+  for (const auto& path : store.list(FileStore::kCur)) {
+    const auto id = message_id(path.filename().string());
+    if (!id) continue;  // not one of ours
+    e.time_ns = 0;
+    e.type = EventType::stored;
+    e.value = *id;
+    e.aux = 0;
+    controller.record(e);
   }
 }
 
@@ -259,11 +381,11 @@ int atomic_worker(const WorkerConfig& cfg, Recorder& rec, Slot& me, const Shared
       e.value = (static_cast<std::int64_t>(id) + 1) * (std::int64_t{1} << 32) + op;
       me.state.store(kInExclusive, std::memory_order_seq_cst);  // the kill nemesis' target
       if (!rec.record(e)) break;
-      publish_version(cfg.atomic_path, e.value, cfg.atomic_broken);
+      publish_version(cfg.scenario.path, e.value, cfg.scenario.kind == ScenarioKind::broken_atomic);
       me.state.store(kOut, std::memory_order_seq_cst);
       sleep_ns(cfg.hold_ns);
     } else {
-      const bool exists = read_whole(cfg.atomic_path, content);
+      const bool exists = read_whole(cfg.scenario.path, content);
       if (!exists && !seen_file) {
         std::this_thread::yield();
         continue;
@@ -289,11 +411,15 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
   const std::uint32_t used = shared.slots_used.load();
   std::unique_ptr<Lockable> lock;
   UniqueFd guard;
-  if (!cfg.atomic_path.empty()) {
+  if (cfg.scenario.kind != ScenarioKind::none) {
     try {
       Recorder rec(run_dir / ("history-" + std::to_string(id) + ".bin"),
                    cfg.iterations > 0 ? cfg.iterations + 64 : std::size_t{1} << 22);
       me.alive.store(1);
+      if (cfg.scenario.kind == ScenarioKind::filestore ||
+          cfg.scenario.kind == ScenarioKind::broken_filestore) {
+        return filestore_worker(cfg, rec, me, shared, id);
+      }
       return atomic_worker(cfg, rec, me, shared, id);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "locksmith worker %u: %s\n", id, e.what());
@@ -305,6 +431,14 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
     if (cfg.counter) {
       guard.reset(::open(cfg.guard.c_str(), O_RDWR | O_CLOEXEC));
       if (!guard) fail("cannot open guard file", cfg.guard, errno);
+      // NFS clients cache file data across lock/unlock of another file: reading the guarded file
+      // through the page cache shows stale counters and hides other clients' witnesses. O_DIRECT
+      // goes to the server every time (measured coherent on NFSv3 and v4.2; docs/NFS.md).
+      struct statfs fs {};
+      if (::fstatfs(guard.get(), &fs) == 0 && static_cast<long>(fs.f_type) == kNfsSuperMagic) {
+        guard.reset(::open(cfg.guard.c_str(), O_RDWR | O_CLOEXEC | O_DIRECT));
+        if (!guard) fail("cannot open guard file with O_DIRECT", cfg.guard, errno);
+      }
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "locksmith worker %u: %s\n", id, e.what());
@@ -572,7 +706,12 @@ StressResult run_stress(const StressOptions& o) {
   } cleanup{result.run_dir, remove_dir};
 
   const bool counter = max_holders == 1 && scenario.kind == ScenarioKind::none;
-  const std::string guard = target + ".guard";
+  // The guarded file sits next to a file lock; a lock that is not a file (redis://...) gets it in
+  // the run directory, or in the rendezvous directory that every host shares.
+  const bool file_lock = o.spec.find("://") == std::string::npos;
+  const std::string guard = file_lock    ? target + ".guard"
+                            : multi_host ? (o.rendezvous / "guard").string()
+                                         : (result.run_dir / "guard").string();
   std::string peer_guard;
   if (!o.peer_spec.empty()) {
     if (spec_kind(o.peer_spec) != kind) {
@@ -589,6 +728,9 @@ StressResult run_stress(const StressOptions& o) {
   std::string nemesis;
   if (o.nemesis_kill) nemesis = "kill";
   if (o.nemesis_pause) nemesis += nemesis.empty() ? "pause" : ",pause";
+  // The run's clock starts once every host is here: meeting through NFS can take seconds (its
+  // directory cache), which must not eat the run's duration.
+  if (multi_host) rendezvous(o);
   const std::uint64_t start = monotonic_ns();
   const std::int64_t duration_ns =
       o.duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(*o.duration).count() : 0;
@@ -622,7 +764,10 @@ StressResult run_stress(const StressOptions& o) {
   }
   SharedMap shared(result.run_dir / "state.bin", true);
   Recorder controller(result.run_dir / "history-controller.bin", 1 << 16);
-  if (scenario.kind != ScenarioKind::none && (!multi_host || o.host == 0)) {
+  const bool store_scenario =
+      scenario.kind == ScenarioKind::filestore || scenario.kind == ScenarioKind::broken_filestore;
+  if (store_scenario && (!multi_host || o.host == 0)) FileStore(scenario.path).prepare();
+  if (!store_scenario && scenario.kind != ScenarioKind::none && (!multi_host || o.host == 0)) {
     // Version 0 exists before any reader starts: from then on the file never vanishes.
     Event e;
     e.type = EventType::write;
@@ -647,7 +792,6 @@ StressResult run_stress(const StressOptions& o) {
     ++next_index;
     return true;
   };
-  if (multi_host) rendezvous(o);
   for (std::uint32_t i = 0; i < o.workers; ++i) start_one();
 
   std::mt19937 rng(static_cast<unsigned>(start));
@@ -773,6 +917,9 @@ StressResult run_stress(const StressOptions& o) {
     GuardContent content;
     if (g && read_guard(g.get(), content)) result.final_counter = content.counter;
     ::unlink(guard.c_str());
+  }
+  if (store_scenario && !multi_host) {
+    drain_store(scenario, controller, first_worker_id + kMaxSlots, o.host);
   }
   result.history = load_history({result.run_dir});
   result.checks = check_all(result.history, result.final_counter);

@@ -53,6 +53,12 @@ const char* to_string(EventType t) noexcept {
       return "read";
     case EventType::write:
       return "write";
+    case EventType::put:
+      return "put";
+    case EventType::take:
+      return "take";
+    case EventType::stored:
+      return "stored";
   }
   return "unknown";
 }

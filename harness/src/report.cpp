@@ -269,7 +269,7 @@ std::vector<Interval> timeline_sample(std::vector<Interval> all,
 
 void summarize(PrimitiveReport& p, const History& h) {
   double operations = 0, acquired = 0, busy = 0, timeouts = 0, failures = 0, crashes = 0;
-  double release_failures = 0;
+  double release_failures = 0, scenario_ops = 0;
   // The last invoke of each (host, worker): ops of one worker are sequential.
   std::map<std::pair<std::uint8_t, std::uint32_t>, std::pair<std::uint32_t, std::uint64_t>> invoked;
   std::map<std::uint8_t, std::pair<std::uint64_t, std::uint64_t>> span;  // per host: first, last
@@ -286,9 +286,12 @@ void summarize(PrimitiveReport& p, const History& h) {
         ++operations;
         invoked[key] = {e.op, e.time_ns};
         break;
-      case EventType::read:  // the atomic-write scenario: its operations are reads and writes
+      case EventType::read:  // the scenarios' operations: reads and writes, puts and takes
       case EventType::write:
+      case EventType::put:
+      case EventType::take:
         ++operations;
+        ++scenario_ops;
         break;
       case EventType::ok: {
         ++acquired;
@@ -355,7 +358,15 @@ void summarize(PrimitiveReport& p, const History& h) {
     failed += c.name + " failed (" + std::to_string(c.violation_count) + " violation" +
               (c.violation_count == 1 ? "" : "s") + ")";
   }
-  if (failed.empty()) {
+  if (failed.empty() && acquired == 0 && scenario_ops == 0) {
+    // Nothing was exercised: no evidence either way (e.g. every acquire timed out).
+    p.verdict = PrimitiveVerdict::unsupported;
+    if (p.reason.empty()) {
+      p.reason = "no critical section was entered (" +
+                 std::to_string(static_cast<long>(operations)) +
+                 " attempts): no evidence either way";
+    }
+  } else if (failed.empty()) {
     p.verdict = PrimitiveVerdict::safe;
   } else {
     p.verdict = PrimitiveVerdict::unsafe;

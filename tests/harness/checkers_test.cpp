@@ -641,6 +641,64 @@ TEST(AtomicVisibility, SkippedWithoutReads) {
   EXPECT_EQ(check_atomic_visibility(b.build()).verdict, Verdict::skipped);
 }
 
+// ---- exactly once (FileStore) ----
+
+TEST(ExactlyOnce, EachMessageTakenOnceOrStoredPasses) {
+  Builder b;
+  b.ev(EventType::put, 0, 0, 10, 100)
+      .ev(EventType::put, 0, 1, 11, 101)
+      .ev(EventType::put, 2, 0, 12, 200);
+  b.ev(EventType::take, 1, 0, 20, 100).ev(EventType::take, 3, 0, 21, 200);
+  // 101's consumer was killed before recording: the controller found it in cur/.
+  b.ev(EventType::stored, 9, 0, 50, 100).ev(EventType::stored, 9, 1, 50, 101);
+  b.ev(EventType::stored, 9, 2, 50, 200);
+  const CheckResult r = check_exactly_once(b.build());
+  EXPECT_EQ(r.name, "exactly-once");
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("messages"), 3);
+  EXPECT_EQ(r.metrics.at("delivered"), 3);
+}
+
+TEST(ExactlyOnce, DuplicatesPartialLostAndPhantomsFail) {
+  Builder b;
+  b.ev(EventType::put, 0, 0, 10, 100).ev(EventType::put, 0, 1, 11, 101);
+  b.ev(EventType::put, 0, 2, 12, 102);
+  b.ev(EventType::take, 1, 0, 20, 100).ev(EventType::take, 3, 0, 21, 100);  // twice
+  b.ev(EventType::take, 1, 1, 22, 101);
+  b.last().aux = 1;                      // partial
+  b.ev(EventType::take, 3, 1, 23, 777);  // never put
+  // 102: never taken and not in cur/ -> lost
+  const CheckResult r = check_exactly_once(b.build());
+  EXPECT_EQ(r.verdict, Verdict::fail);
+  EXPECT_EQ(r.metrics.at("duplicates"), 1);
+  EXPECT_EQ(r.metrics.at("partial"), 1);
+  EXPECT_EQ(r.metrics.at("lost"), 1);
+  EXPECT_EQ(r.metrics.at("phantom"), 1);
+  ASSERT_EQ(r.violation_count, 4u);
+  EXPECT_TRUE(mentions(r.violations.at(0), "delivered 2 times (workers 1, 3)"))
+      << r.violations.at(0).what;
+  EXPECT_TRUE(mentions(r.violations.at(1), "partial")) << r.violations.at(1).what;
+  EXPECT_TRUE(mentions(r.violations.at(2), "message 102")) << r.violations.at(2).what;
+  EXPECT_TRUE(mentions(r.violations.at(3), "no producer put it")) << r.violations.at(3).what;
+}
+
+TEST(ExactlyOnce, AProducersLastMessageIsUncertainAfterItsCrash) {
+  Builder b;
+  b.ev(EventType::put, 0, 0, 10, 100).ev(EventType::put, 0, 1, 11, 101);
+  b.ev(EventType::crash, 0, 0, 12, 0);
+  b.ev(EventType::take, 1, 0, 20, 100);
+  const CheckResult r = check_exactly_once(b.build());
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("uncertain"), 1);
+  EXPECT_EQ(r.metrics.at("lost"), 0);
+}
+
+TEST(ExactlyOnce, SkippedWithoutPuts) {
+  Builder b;
+  b.ev(EventType::take, 1, 0, 10, 1);
+  EXPECT_EQ(check_exactly_once(b.build()).verdict, Verdict::skipped);
+}
+
 // ---- fencing ----
 
 TEST(Fencing, StrictlyIncreasingTokensPass) {

@@ -130,6 +130,46 @@ TEST(AtomicWriteScenario, NeedsWritersAndReaders) {
   EXPECT_THROW(run_stress(short_run("atomic:")), LockError);
 }
 
+// The FileStore scenario: claim by rename delivers every message exactly once while producers and
+// consumers are killed; claim by read-copy-unlink is caught delivering twice in each of 20 runs.
+TEST(FileStoreScenario, ClaimByCopyReportedInEveryOneOfTwentyRuns) {
+  test::TempDir dir;
+  for (int run = 0; run < 20; ++run) {
+    StressOptions o =
+        short_run("broken:filestore:" + (dir / ("store" + std::to_string(run))).string());
+    o.iterations.reset();
+    o.duration = std::chrono::milliseconds(300);
+    const StressResult r = run_stress(o);
+    EXPECT_EQ(r.history.info.kind, "broken-filestore");
+    const CheckResult* once = find_check(r, "exactly-once");
+    ASSERT_NE(once, nullptr) << "run " << run;
+    EXPECT_EQ(once->verdict, Verdict::fail) << "run " << run << ": " << once->summary;
+    EXPECT_GT(once->metrics.at("duplicates"), 0) << "run " << run;
+  }
+}
+
+TEST(FileStoreScenario, EveryMessageDeliveredOnceWhileWorkersAreKilled) {
+  test::TempDir dir;
+  StressOptions o = short_run("filestore:" + (dir / "store").string());
+  o.iterations.reset();
+  o.duration = std::chrono::milliseconds(1500);
+  o.nemesis_kill = true;
+  o.nemesis_interval = std::chrono::milliseconds(50);
+  const StressResult r = run_stress(o);
+  EXPECT_EQ(r.history.info.kind, "filestore");
+  EXPECT_EQ(failures(r), "");
+  const CheckResult* once = find_check(r, "exactly-once");
+  ASSERT_NE(once, nullptr);
+  EXPECT_EQ(once->verdict, Verdict::pass) << once->summary;
+  EXPECT_GT(once->metrics.at("messages"), 1);
+  EXPECT_EQ(once->metrics.at("lost"), 0);
+  EXPECT_EQ(once->metrics.at("duplicates"), 0);
+  EXPECT_GT(count(r.history, EventType::take), 0u);
+  EXPECT_GT(count(r.history, EventType::crash), 0u);
+  // Nothing is left waiting: the controller drained new/.
+  EXPECT_TRUE(std::filesystem::is_empty(dir / "store" / "new"));
+}
+
 TEST(Harness, SharedAndExclusiveMixIsClean) {
   test::TempDir dir;
   StressOptions o = short_run("flock:" + (dir / "rw.lock").string());

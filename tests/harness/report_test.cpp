@@ -155,6 +155,9 @@ TEST(ReportTest, SummarizeOfEmptyHistory) {
   EXPECT_EQ(p.stats.at("throughput_per_s"), 0);
   EXPECT_TRUE(p.timeline.empty());
   EXPECT_TRUE(p.wait_us.empty());
+  // No critical section, no evidence: never SAFE.
+  EXPECT_EQ(p.verdict, PrimitiveVerdict::unsupported);
+  EXPECT_NE(p.reason.find("no evidence"), std::string::npos) << p.reason;
 }
 
 // Two workers take turns 10000 times without overlapping; the violations name two spots far

@@ -76,6 +76,10 @@ CheckResult check_lost_updates(const History& h, std::optional<std::int64_t> fin
 // Readers of an atomically replaced file only ever saw complete versions that had been (or were
 // being) published.
 CheckResult check_atomic_visibility(const History& h);
+// FileStore hand-off: every message put was delivered exactly once (taken by one consumer, or
+// found in cur/ after the run), never partial, and nothing was delivered that no one put. A
+// message whose producer was killed while committing it may or may not exist (not a violation).
+CheckResult check_exactly_once(const History& h);
 // Fencing tokens strictly increase in the order the lock was granted (skipped when no tokens).
 CheckResult check_fencing(const History& h);
 // Max / percentile waits, per-worker successes, starvation (a worker that kept trying and never

@@ -72,17 +72,26 @@ StressResult run_stress(const StressOptions& options);
 int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index);
 
 // Scenario specs: not locks, but workloads the engine runs with the same workers, nemesis and
-// checkers (check_atomic_visibility):
+// checkers (check_atomic_visibility, check_exactly_once):
 //   atomic:PATH         even-numbered workers publish new versions of PATH with AtomicFile
 //                       (temporary file, fsync, rename), odd-numbered ones read it and check each
 //                       read is one complete version; the kill nemesis kills writers mid-write
 //   broken:atomic:PATH  the same, but written in place (truncate, write): readers see torn files
-enum class ScenarioKind { none, atomic, broken_atomic };
+//   filestore:DIR       even-numbered workers produce messages into the FileStore DIR
+//   (tmp/new/cur),
+//                       odd-numbered ones claim them (claim_next); the controller drains new/ after
+//                       the run; check_exactly_once judges delivery
+//   broken:filestore:DIR  consumers claim by read, copy to cur/, unlink: duplicates
+enum class ScenarioKind { none, atomic, broken_atomic, filestore, broken_filestore };
 struct Scenario {
   ScenarioKind kind = ScenarioKind::none;
   std::string path;
 };
 Scenario scenario_of(std::string_view spec);
+
+// Registers the URL schemes of this build with open_lock() (redis:// when locksmith::redis is
+// built). Idempotent; open_harness_lock() and spec_kind() call it.
+void register_schemes();
 
 // Opens a lock from a spec: the core's specs plus the deliberately broken locks the checkers
 // must catch:

@@ -31,6 +31,9 @@ enum class EventType : std::uint8_t {
   read = 12,         // reader saw a version of an atomically written file; value = version,
                      // aux = 1 when the content was partial or corrupt
   write = 13,        // writer publishes a version (recorded just before); value = version
+  put = 14,          // producer commits a FileStore message (recorded just before); value = id
+  take = 15,         // consumer claimed a message; value = id, aux = 1 when partial or corrupt
+  stored = 16,       // controller, after the run: the message is in the store's cur/; value = id
 };
 
 enum class Mode : std::uint8_t { exclusive = 0, shared = 1 };

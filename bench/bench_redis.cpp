@@ -1,0 +1,134 @@
+// RedisLease benchmarks against a redis-server started for the run (loopback, no persistence):
+//
+// 1. BM_lease_cycle: RedisLease try_lock + unlock, uncontended: the acquire script (SET NX PX +
+//    INCR fence) and the release script (compare-delete + PUBLISH), each by EVALSHA: two round
+//    trips.
+// 2. BM_raw_cycle: the raw hiredis loop of the same protocol without fence and notification:
+//    SET key token NX PX 30000, then EVAL of redis-py's compare-delete script (the script text
+//    sent every time, as a plain client would); BM_raw_evalsha sends it by EVALSHA instead.
+// 3. BM_lease_paired: (1) and (2) in alternating ABBA blocks, so that both see the same load
+//    (counters raw_us / locksmith_us / ratio).
+#include <benchmark/benchmark.h>
+#include <hiredis.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "bench_support.hpp"
+#include "locksmith/redis/lease.hpp"
+#include "redis_server.hpp"
+
+namespace {
+
+using locksmith::redis::ConnectOptions;
+using locksmith::redis::LeaseOptions;
+using locksmith::redis::RedisLease;
+using locksmith::redis::testing::RedisServer;
+namespace bench = locksmith::bench;
+
+constexpr const char* kCompareDelete =
+    "local token = redis.call('get', KEYS[1]) "
+    "if not token or token ~= ARGV[1] then return 0 end "
+    "redis.call('del', KEYS[1]) return 1";
+
+// One server for the whole run, started on first use and killed at exit.
+RedisServer& server() {
+  static RedisServer s;
+  return s;
+}
+
+ConnectOptions options() {
+  ConnectOptions o;
+  o.host = server().host();
+  o.port = server().port();
+  return o;
+}
+
+struct ContextFree {
+  void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+
+Context raw_connect() {
+  Context c(redisConnect(server().host().c_str(), server().port()));
+  if (!c || c->err != 0) return nullptr;
+  return c;
+}
+
+// True when `reply` is the expected integer (or status for SET) and frees it.
+bool check(void* reply, int type, long long value = 0) {
+  auto* r = static_cast<redisReply*>(reply);
+  if (r == nullptr) return false;
+  const bool ok = r->type == type && (type != REDIS_REPLY_INTEGER || r->integer == value);
+  freeReplyObject(r);
+  return ok;
+}
+
+bool raw_cycle(redisContext* c, const char* key, const char* token, bool evalsha,
+               const std::string& sha) {
+  if (!check(redisCommand(c, "SET %s %s NX PX 30000", key, token), REDIS_REPLY_STATUS)) {
+    return false;
+  }
+  void* r = evalsha ? redisCommand(c, "EVALSHA %s 1 %s %s", sha.c_str(), key, token)
+                    : redisCommand(c, "EVAL %s 1 %s %s", kCompareDelete, key, token);
+  return check(r, REDIS_REPLY_INTEGER, 1);
+}
+
+std::string load_script(redisContext* c) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, "SCRIPT LOAD %s", kCompareDelete));
+  std::string sha =
+      r != nullptr && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
+  freeReplyObject(r);
+  return sha;
+}
+
+void BM_lease_cycle(benchmark::State& state) {
+  RedisLease lease(options(), "bench:lease");
+  for (auto _ : state) {
+    if (!lease.try_lock() || lease.release()) {
+      state.SkipWithError(("lease cycle failed: " + lease.last_error()).c_str());
+      break;
+    }
+  }
+}
+BENCHMARK(BM_lease_cycle)->UseRealTime();
+
+void raw_bench(benchmark::State& state, bool evalsha) {
+  const Context c = raw_connect();
+  if (!c) {
+    state.SkipWithError("cannot connect");
+    return;
+  }
+  const std::string sha = load_script(c.get());
+  const char* token = "0123456789abcdef0123456789abcdef";
+  for (auto _ : state) {
+    if (!raw_cycle(c.get(), "bench:raw", token, evalsha, sha)) {
+      state.SkipWithError("raw cycle failed");
+      break;
+    }
+  }
+}
+
+void BM_raw_cycle(benchmark::State& state) { raw_bench(state, false); }
+BENCHMARK(BM_raw_cycle)->UseRealTime();
+
+void BM_raw_evalsha(benchmark::State& state) { raw_bench(state, true); }
+BENCHMARK(BM_raw_evalsha)->UseRealTime();
+
+void BM_lease_paired(benchmark::State& state) {
+  const Context c = raw_connect();
+  if (!c) {
+    state.SkipWithError("cannot connect");
+    return;
+  }
+  const std::string sha = load_script(c.get());
+  RedisLease lease(options(), "bench:paired");
+  const char* token = "0123456789abcdef0123456789abcdef";
+  bench::run_paired(
+      state, 50, [&] { return raw_cycle(c.get(), "bench:paired-raw", token, false, sha); },
+      [&] { return lease.try_lock() && !lease.release(); });
+}
+BENCHMARK(BM_lease_paired)->UseManualTime();
+
+}  // namespace

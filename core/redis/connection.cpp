@@ -1,0 +1,478 @@
+#include "locksmith/redis/connection.hpp"
+
+#include <fcntl.h>
+#include <hiredis.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "locksmith/error.hpp"
+
+namespace locksmith::redis {
+namespace {
+
+class RedisCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "locksmith.redis"; }
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::auth_failed:
+        return "redis authentication failed";
+      case errc::wrong_type:
+        return "redis key holds a value of the wrong type";
+      case errc::script_error:
+        return "redis script error";
+      case errc::no_script:
+        return "redis script not loaded";
+      case errc::server_error:
+        return "redis server error";
+      case errc::protocol_error:
+        return "redis protocol error";
+      case errc::connection_closed:
+        return "redis server closed the connection";
+      case errc::connect_failed:
+        return "cannot connect to redis";
+    }
+    return "unknown redis error " + std::to_string(value);
+  }
+};
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+errc classify(std::string_view message) {
+  if (starts_with(message, "NOSCRIPT")) return errc::no_script;
+  if (message.find("WRONGTYPE") != std::string_view::npos) return errc::wrong_type;
+  if (starts_with(message, "NOAUTH") || starts_with(message, "WRONGPASS") ||
+      starts_with(message, "ERR invalid password") || starts_with(message, "ERR AUTH") ||
+      starts_with(message, "ERR Client sent AUTH") || starts_with(message, "NOPERM")) {
+    return errc::auth_failed;
+  }
+  if (message.find("script") != std::string_view::npos) return errc::script_error;
+  return errc::server_error;
+}
+
+// Converts a hiredis reply; an error reply anywhere becomes `error`.
+Reply convert(const redisReply* r, std::string& error) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::string;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::status;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::integer;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::array;
+      out.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(convert(r->element[i], error));
+      }
+      break;
+    case REDIS_REPLY_ERROR:
+      if (error.empty()) error.assign(r->str, r->len);
+      break;
+    default:  // REDIS_REPLY_NIL
+      break;
+  }
+  return out;
+}
+
+// hiredis 0.14 writes with write(2): a write to a connection the server has reset would raise
+// SIGPIPE and kill a program that did not ignore it. This blocks SIGPIPE in the calling thread
+// around hiredis I/O and consumes a SIGPIPE that the I/O raised, leaving the process's
+// disposition alone.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() noexcept {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ~SigpipeGuard() {
+    if (!blocked_) return;
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+        const timespec zero{};
+        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t pipe_{};
+  sigset_t old_{};
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
+
+struct ReplyDeleter {
+  void operator()(void* r) const noexcept { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<void, ReplyDeleter>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  if (ms.count() <= 0) ms = std::chrono::milliseconds(1);
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+// --- SHA1 (FIPS 180-1), only to name scripts for EVALSHA. ---
+std::uint32_t rol(std::uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
+
+void sha1_block(std::array<std::uint32_t, 5>& h, const unsigned char* p) {
+  std::array<std::uint32_t, 80> w{};
+  for (std::size_t i = 0; i < 16; ++i) {
+    w[i] = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16) |
+           (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
+  }
+  for (std::size_t i = 16; i < 80; ++i) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (std::size_t i = 0; i < 80; ++i) {
+    std::uint32_t f = 0;
+    std::uint32_t k = 0;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5A827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ED9EBA1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8F1BBCDC;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xCA62C1D6;
+    }
+    const std::uint32_t t = rol(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = rol(b, 30);
+    b = a;
+    a = t;
+  }
+  h[0] += a;
+  h[1] += b;
+  h[2] += c;
+  h[3] += d;
+  h[4] += e;
+}
+
+}  // namespace
+
+const std::error_category& redis_category() noexcept {
+  static const RedisCategory category;
+  return category;
+}
+
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
+
+std::string sha1_hex(std::string_view data) {
+  std::array<std::uint32_t, 5> h = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  std::string msg(data);
+  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+  msg.push_back(static_cast<char>(0x80));
+  while (msg.size() % 64 != 56) msg.push_back('\0');
+  for (int i = 7; i >= 0; --i) msg.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+  for (std::size_t at = 0; at < msg.size(); at += 64) {
+    sha1_block(h, reinterpret_cast<const unsigned char*>(msg.data() + at));
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(40);
+  for (const std::uint32_t v : h) {
+    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(kHex[(v >> shift) & 0xf]);
+  }
+  return out;
+}
+
+Script::Script(std::string source) : source_(std::move(source)), sha1_(sha1_hex(source_)) {}
+
+void Connection::ContextDeleter::operator()(redisContext* c) const noexcept { redisFree(c); }
+
+Connection::Connection(ConnectOptions options) : options_(std::move(options)) {}
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+Connection::~Connection() = default;
+
+std::string Connection::endpoint() const {
+  if (options_.host.find(':') != std::string::npos) {
+    return "[" + options_.host + "]:" + std::to_string(options_.port);
+  }
+  return options_.host + ":" + std::to_string(options_.port);
+}
+
+void Connection::close() noexcept { ctx_.reset(); }
+
+Result Connection::fail(std::error_code ec, std::string message) {
+  last_error_ = message;
+  return Result(ec, std::move(message));
+}
+
+std::error_code Connection::connect() {
+  ctx_.reset();
+  errno = 0;
+  redisContext* raw = redisConnectWithTimeout(options_.host.c_str(), options_.port,
+                                              to_timeval(options_.connect_timeout));
+  const int saved = errno;
+  std::unique_ptr<redisContext, ContextDeleter> ctx(raw);
+  const std::string where = "cannot connect to redis at " + endpoint() + ": ";
+  if (!ctx) {
+    return fail(std::make_error_code(std::errc::not_enough_memory), where + "out of memory")
+        .error();
+  }
+  if (ctx->err != 0) {
+    if (ctx->err == REDIS_ERR_IO && saved != 0 && saved != EINPROGRESS) {
+      return fail(std::error_code(saved, std::generic_category()), where + std::strerror(saved))
+          .error();
+    }
+    return fail(make_error_code(errc::connect_failed), where + ctx->errstr).error();
+  }
+  // hiredis 0.14 cannot open the socket with SOCK_CLOEXEC; set it now.
+  const int flags = ::fcntl(ctx->fd, F_GETFD);
+  if (flags >= 0) ::fcntl(ctx->fd, F_SETFD, flags | FD_CLOEXEC);
+  if (redisSetTimeout(ctx.get(), to_timeval(options_.command_timeout)) != REDIS_OK) {
+    const int e = errno;
+    return fail(std::error_code(e, std::generic_category()),
+                where + "cannot set the command timeout: " + std::strerror(e))
+        .error();
+  }
+  ctx_ = std::move(ctx);
+  if (!options_.password.empty()) {
+    Result r = options_.user.empty() ? command({"AUTH", options_.password})
+                                     : command({"AUTH", options_.user, options_.password});
+    if (!r) {
+      std::error_code ec = r.error();
+      if (ec.category() == redis_category() && ec != errc::connection_closed) {
+        ec = make_error_code(errc::auth_failed);
+      }
+      ctx_.reset();
+      const std::string who = options_.user.empty() ? "" : " as user '" + options_.user + "'";
+      return fail(ec, "redis " + endpoint() + ": AUTH" + who + " failed: " + r.message()).error();
+    }
+  }
+  if (options_.db != 0) {
+    Result r = command({"SELECT", std::to_string(options_.db)});
+    if (!r) {
+      ctx_.reset();
+      return fail(r.error(), "redis " + endpoint() + ": SELECT " + std::to_string(options_.db) +
+                                 " failed: " + r.message())
+          .error();
+    }
+  }
+  last_error_.clear();
+  return {};
+}
+
+Result Connection::run(int argc, const char** argv, const std::size_t* lens) {
+  if (!ctx_) {
+    if (const auto ec = connect()) return Result(ec, last_error_);
+  }
+  int saved = 0;
+  ReplyPtr reply;
+  {
+    const SigpipeGuard guard;
+    errno = 0;
+    reply.reset(redisCommandArgv(ctx_.get(), argc, argv, lens));
+    saved = errno;
+  }
+  if (!reply) {
+    std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
+    std::error_code ec;
+    switch (ctx_->err) {
+      case REDIS_ERR_IO:
+        if (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT) {
+          ec = std::make_error_code(std::errc::timed_out);
+          what = "redis " + endpoint() + ": no reply within the command timeout";
+        } else if (saved != 0) {
+          ec = std::error_code(saved, std::generic_category());
+        } else {
+          ec = make_error_code(errc::connection_closed);
+        }
+        break;
+      case REDIS_ERR_EOF:
+        ec = make_error_code(errc::connection_closed);
+        break;
+      case REDIS_ERR_PROTOCOL:
+        ec = make_error_code(errc::protocol_error);
+        break;
+      default:
+        ec = make_error_code(errc::server_error);
+        break;
+    }
+    ctx_.reset();  // hiredis contexts are unusable after an error
+    return fail(ec, std::move(what));
+  }
+  std::string error;
+  Reply out = convert(static_cast<redisReply*>(reply.get()), error);
+  if (!error.empty()) {
+    return fail(make_error_code(classify(error)), "redis " + endpoint() + ": " + error);
+  }
+  last_error_.clear();
+  return Result(std::move(out));
+}
+
+Result Connection::command(std::initializer_list<std::string_view> args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return run(static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+Result Connection::command(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return run(static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+Result Connection::eval(const Script& script, std::initializer_list<std::string_view> keys,
+                        std::initializer_list<std::string_view> args) {
+  const std::string nkeys = std::to_string(keys.size());
+  std::array<const char*, 16> argv{};
+  std::array<std::size_t, 16> lens{};
+  if (3 + keys.size() + args.size() > argv.size()) {
+    return fail(std::make_error_code(std::errc::argument_list_too_long),
+                "redis: too many script arguments");
+  }
+  std::size_t n = 0;
+  const auto push = [&](std::string_view s) {
+    argv[n] = s.data();
+    lens[n] = s.size();
+    ++n;
+  };
+  push("EVALSHA");
+  push(script.sha1());
+  push(nkeys);
+  for (const auto k : keys) push(k);
+  for (const auto a : args) push(a);
+  Result r = run(static_cast<int>(n), argv.data(), lens.data());
+  if (r.error() == errc::no_script) {
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[1] = script.source().data();
+    lens[1] = script.source().size();
+    r = run(static_cast<int>(n), argv.data(), lens.data());
+  }
+  return r;
+}
+
+std::error_code Connection::send(std::initializer_list<std::string_view> args) {
+  if (!ctx_) {
+    if (const auto ec = connect()) return ec;
+  }
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  for (const auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+      REDIS_OK) {
+    ctx_.reset();
+    return fail(std::make_error_code(std::errc::not_enough_memory), "redis: out of memory").error();
+  }
+  const SigpipeGuard guard;
+  int done = 0;
+  while (done == 0) {
+    errno = 0;
+    if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) {
+      const int saved = errno;
+      std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
+      ctx_.reset();
+      return fail(saved != 0 ? std::error_code(saved, std::generic_category())
+                             : make_error_code(errc::connection_closed),
+                  std::move(what))
+          .error();
+    }
+  }
+  return {};
+}
+
+Result Connection::read_until(std::chrono::steady_clock::time_point deadline) {
+  if (!ctx_) {
+    return fail(make_error_code(errc::connection_closed),
+                "redis " + endpoint() + ": not connected");
+  }
+  for (;;) {
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(ctx_.get(), &raw) != REDIS_OK) {
+      std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
+      ctx_.reset();
+      return fail(make_error_code(errc::protocol_error), std::move(what));
+    }
+    if (raw != nullptr) {
+      const ReplyPtr reply(raw);
+      std::string error;
+      Reply out = convert(static_cast<redisReply*>(raw), error);
+      if (!error.empty()) {
+        return fail(make_error_code(classify(error)), "redis " + endpoint() + ": " + error);
+      }
+      return Result(std::move(out));
+    }
+    // A deadline in the past still looks at the socket once, without waiting.
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const bool last = left.count() <= 0;
+    pollfd pfd{};
+    pfd.fd = ctx_->fd;
+    pfd.events = POLLIN;
+    const int wait_ms = last ? 0 : left.count() > 60'000 ? 60'000 : static_cast<int>(left.count());
+    const int pr = ::poll(&pfd, 1, wait_ms);
+    if (pr < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      return fail(std::error_code(e, std::generic_category()),
+                  "redis " + endpoint() + ": poll: " + std::strerror(e));
+    }
+    if (pr == 0) {
+      if (last) return Result(locksmith::make_error_code(locksmith::errc::timeout), "");
+      continue;  // re-checks the deadline
+    }
+    errno = 0;
+    if (redisBufferRead(ctx_.get()) != REDIS_OK) {
+      const int saved = errno;
+      std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
+      const bool eof = ctx_->err == REDIS_ERR_EOF;
+      ctx_.reset();
+      return fail(eof || saved == 0 ? make_error_code(errc::connection_closed)
+                                    : std::error_code(saved, std::generic_category()),
+                  std::move(what));
+    }
+  }
+}
+
+}  // namespace locksmith::redis

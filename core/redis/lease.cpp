@@ -1,0 +1,527 @@
+#include "locksmith/redis/lease.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <utility>
+
+namespace locksmith::redis {
+namespace {
+
+// SET NX PX and, when it took, INCR of the fence key, in one script. A key that already holds
+// our token is ours too: an earlier attempt whose reply was lost (see acquire()). A failing INCR
+// (a fence key of another type) undoes the SET, so an error never leaves the key set.
+// Returns {1, fence} or {0, pttl of the holder's key}.
+const Script& acquire_script() {
+  static const Script s(R"lua(
+local took = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+if not took and redis.call('get', KEYS[1]) == ARGV[1] then
+  took = redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if took then
+  local fence = redis.pcall('incr', KEYS[2])
+  if type(fence) == 'table' and fence.err then
+    redis.call('del', KEYS[1])
+    return fence
+  end
+  return {1, fence}
+end
+return {0, redis.call('pttl', KEYS[1])}
+)lua");
+  return s;
+}
+
+// redis-py's LUA_RELEASE_SCRIPT, plus the PUBLISH that wakes waiters (by pcall: an ACL user without
+// channel permissions must still release; its waiters then wake by PTTL and backstop only).
+const Script& release_script() {
+  static const Script s(R"lua(
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+  return 0
+end
+redis.call('del', KEYS[1])
+redis.pcall('publish', KEYS[2], '')
+return 1
+)lua");
+  return s;
+}
+
+// redis-py's LUA_EXTEND_SCRIPT.
+const Script& extend_script() {
+  static const Script s(R"lua(
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+  return 0
+end
+local expiration = redis.call('pttl', KEYS[1])
+if not expiration then
+  expiration = 0
+end
+if expiration < 0 then
+  return 0
+end
+local newttl = ARGV[2]
+if ARGV[3] == "0" then
+  newttl = ARGV[2] + expiration
+end
+redis.call('pexpire', KEYS[1], newttl)
+return 1
+)lua");
+  return s;
+}
+
+// redis-py's LUA_REACQUIRE_SCRIPT.
+const Script& reacquire_script() {
+  static const Script s(R"lua(
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+  return 0
+end
+redis.call('pexpire', KEYS[1], ARGV[2])
+return 1
+)lua");
+  return s;
+}
+
+// The PTTL of the key when it holds ARGV[1], else -3.
+const Script& adopt_script() {
+  static const Script s(R"lua(
+if redis.call('get', KEYS[1]) ~= ARGV[1] then
+  return -3
+end
+return redis.call('pttl', KEYS[1])
+)lua");
+  return s;
+}
+
+const Script& force_release_script() {
+  static const Script s(R"lua(
+local n = redis.call('del', KEYS[1])
+redis.pcall('publish', KEYS[2], '')
+return n
+)lua");
+  return s;
+}
+
+std::error_code new_token(std::string& out) {
+  std::array<unsigned char, 16> bytes{};
+  std::size_t have = 0;
+  while (have < bytes.size()) {
+    const ssize_t n = ::getrandom(bytes.data() + have, bytes.size() - have, 0);
+    if (n < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      return {e, std::generic_category()};
+    }
+    have += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.clear();
+  out.reserve(32);
+  for (const unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xf]);
+  }
+  return {};
+}
+
+std::error_code unexpected(Connection& c, std::string& last_error, std::string_view what) {
+  last_error = "redis " + c.endpoint() + ": unexpected reply to " + std::string(what);
+  return make_error_code(errc::protocol_error);
+}
+
+}  // namespace
+
+RedisLease::RedisLease(ConnectOptions server, std::string key, LeaseOptions options)
+    : key_(std::move(key)),
+      fence_key_(key_ + ":fence"),
+      channel_(key_ + ":released"),
+      options_(options),
+      ttl_ms_(std::to_string(options.ttl.count() > 0 ? options.ttl.count() : 1)),
+      conn_(server),
+      sub_(std::move(server)) {
+  if (options_.ttl.count() <= 0) options_.ttl = std::chrono::milliseconds(1);
+}
+
+RedisLease::~RedisLease() {
+  stop_refresher();
+  if (held_) (void)RedisLease::release();
+}
+
+std::string RedisLease::target() const { return conn_.endpoint() + "/" + key_; }
+
+std::string RedisLease::last_error() const {
+  const std::lock_guard lk(mu_);
+  return last_error_;
+}
+
+Clock::time_point RedisLease::default_deadline() const noexcept {
+  return policy_deadline(options_.timeout, options_.fail_when_locked);
+}
+
+Clock::duration RedisLease::drift() const noexcept {
+  return std::chrono::milliseconds(2) +
+         std::chrono::duration_cast<Clock::duration>(options_.ttl) / 100;
+}
+
+void RedisLease::set_valid_until(Clock::time_point t) noexcept {
+  valid_until_.store(t.time_since_epoch().count());
+}
+
+Clock::time_point RedisLease::valid_until() const noexcept {
+  return Clock::time_point(Clock::duration(valid_until_.load()));
+}
+
+bool RedisLease::valid() const noexcept {
+  return held_ && !lost_.load() && Clock::now() < valid_until();
+}
+
+std::error_code RedisLease::failed(const Result& r) {
+  last_error_ = r.message();
+  return r.error();
+}
+
+std::error_code RedisLease::attempt(bool& got, long long& pttl) {
+  const std::lock_guard lk(mu_);
+  const Result r = conn_.eval(acquire_script(), {key_, fence_key_}, {token_, ttl_ms_});
+  if (!r) {
+    if (!conn_.connected()) {
+      // The script may have run without us seeing the reply (a timeout, a dropped connection):
+      // delete what it may have taken, and keep the token for the next acquire, which then
+      // recognises the key as ours should the delete have run first or failed.
+      retry_token_ = token_;
+      (void)conn_.eval(release_script(), {key_, channel_}, {token_});
+    }
+    return failed(r);
+  }
+  const Reply& v = r.value();
+  if (v.type != Reply::Type::array || v.elements.size() != 2 ||
+      v.elements[0].type != Reply::Type::integer || v.elements[1].type != Reply::Type::integer) {
+    return unexpected(conn_, last_error_, "the acquire script");
+  }
+  got = v.elements[0].integer == 1;
+  if (got) {
+    fence_ = static_cast<std::uint64_t>(v.elements[1].integer);
+  } else {
+    pttl = v.elements[1].integer;
+  }
+  return {};
+}
+
+std::error_code RedisLease::subscribe(Clock::time_point deadline) {
+  if (const auto ec = sub_.send({"SUBSCRIBE", channel_})) {
+    const std::lock_guard lk(mu_);
+    last_error_ = sub_.last_error();
+    return ec;
+  }
+  // The confirmation comes within the command timeout, whatever the caller's deadline.
+  const auto limit = std::max(
+      deadline, Clock::now() + std::chrono::ceil<Clock::duration>(sub_.options().command_timeout));
+  for (;;) {
+    const Result r = sub_.read_until(limit);
+    if (!r) {
+      const std::lock_guard lk(mu_);
+      last_error_ =
+          r.message().empty() ? "redis " + sub_.endpoint() + ": no SUBSCRIBE reply" : r.message();
+      sub_.close();
+      return r.error() == locksmith::errc::timeout ? std::make_error_code(std::errc::timed_out)
+                                                   : r.error();
+    }
+    const Reply& v = r.value();
+    if (v.type == Reply::Type::array && !v.elements.empty() && v.elements[0].str == "subscribe") {
+      subscribed_ = true;
+      return {};
+    }
+  }
+}
+
+void RedisLease::drain() {
+  while (subscribed_) {
+    const Result r = sub_.read_until(Clock::time_point{});
+    if (!r) {
+      if (r.error() != locksmith::errc::timeout) subscribed_ = false;  // reconnect next time
+      return;
+    }
+  }
+}
+
+std::error_code RedisLease::wait_release(Clock::time_point until) {
+  for (;;) {
+    const Result r = sub_.read_until(until);
+    if (!r) {
+      if (r.error() == locksmith::errc::timeout) return {};
+      subscribed_ = false;  // resubscribe (and reconnect) at the next wait
+      return {};
+    }
+    const Reply& v = r.value();
+    if (v.type == Reply::Type::array && !v.elements.empty() && v.elements[0].str == "message") {
+      return {};
+    }
+  }
+}
+
+std::error_code RedisLease::acquire(LockMode mode, Clock::time_point deadline) noexcept {
+  if (mode != LockMode::exclusive) return locksmith::make_error_code(locksmith::errc::unsupported);
+  if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  try {
+    if (!retry_token_.empty()) {
+      token_ = retry_token_;
+    } else if (const auto ec = new_token(token_)) {
+      const std::lock_guard lk(mu_);
+      last_error_ = "getrandom: " + ec.message();
+      return ec;
+    }
+    const auto entry = Clock::now();
+    bool first = true;
+    for (;;) {
+      drain();
+      const auto start = Clock::now();
+      bool got = false;
+      long long pttl = -2;
+      if (const auto ec = attempt(got, pttl)) {
+        token_.clear();
+        return ec;
+      }
+      if (got) {
+        retry_token_.clear();
+        held_ = true;
+        lost_ = false;
+        set_valid_until(start + options_.ttl - drift());
+        if (options_.auto_refresh) start_refresher();
+        return {};
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) {
+        token_.clear();
+        return locksmith::make_error_code(first && deadline <= entry ? locksmith::errc::busy
+                                                                     : locksmith::errc::timeout);
+      }
+      first = false;
+      if (!subscribed_ && !no_notify_) {
+        // Subscribe, then retry at once: a release before the subscription took is not seen.
+        if (const auto ec = subscribe(deadline)) {
+          if (ec.category() != redis_category() || ec == errc::connection_closed ||
+              ec == errc::protocol_error) {
+            token_.clear();
+            return ec;
+          }
+          no_notify_ = true;  // refused (an ACL without channel permissions): wait without
+        }
+        continue;
+      }
+      if (pttl == -2) continue;  // gone between the SET and the PTTL
+      Clock::time_point until = deadline;
+      if (pttl >= 0) {
+        until = std::min(until, now + std::chrono::milliseconds(pttl + 1));
+      }
+      if (options_.backstop) until = std::min(until, now + *options_.backstop);
+      if (no_notify_) {
+        std::this_thread::sleep_until(until);
+      } else {
+        (void)wait_release(until);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    token_.clear();
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+std::error_code RedisLease::release() noexcept {
+  if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
+  stop_refresher();
+  held_ = false;
+  fence_.reset();
+  const std::string token = std::move(token_);
+  token_.clear();
+  set_valid_until(Clock::time_point{});
+  if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
+  try {
+    const std::lock_guard lk(mu_);
+    const Result r = conn_.eval(release_script(), {key_, channel_}, {token});
+    if (!r) return failed(r);
+    if (r.value().type != Reply::Type::integer) {
+      return unexpected(conn_, last_error_, "the release script");
+    }
+    if (r.value().integer != 1) {
+      lost_ = true;
+      return locksmith::make_error_code(locksmith::errc::lock_lost);
+    }
+    return {};
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+std::error_code RedisLease::extend(std::chrono::milliseconds additional, bool replace) noexcept {
+  if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
+  if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
+  try {
+    const std::lock_guard lk(mu_);
+    const auto start = Clock::now();
+    const Result r = conn_.eval(extend_script(), {key_},
+                                {token_, std::to_string(additional.count()), replace ? "1" : "0"});
+    if (!r) return failed(r);
+    if (r.value().type != Reply::Type::integer) {
+      return unexpected(conn_, last_error_, "the extend script");
+    }
+    if (r.value().integer != 1) {
+      lost_ = true;
+      return locksmith::make_error_code(locksmith::errc::lock_lost);
+    }
+    set_valid_until(replace ? start + additional - drift() : valid_until() + additional);
+    return {};
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+std::error_code RedisLease::run_reacquire() {
+  const auto start = Clock::now();
+  const Result r = conn_.eval(reacquire_script(), {key_}, {token_, ttl_ms_});
+  if (!r) return failed(r);
+  if (r.value().type != Reply::Type::integer) {
+    return unexpected(conn_, last_error_, "the reacquire script");
+  }
+  if (r.value().integer != 1) {
+    lost_ = true;
+    return locksmith::make_error_code(locksmith::errc::lock_lost);
+  }
+  set_valid_until(start + options_.ttl - drift());
+  return {};
+}
+
+std::error_code RedisLease::reacquire() noexcept {
+  if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
+  if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
+  try {
+    const std::lock_guard lk(mu_);
+    return run_reacquire();
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+std::error_code RedisLease::owned(bool& out) noexcept {
+  out = false;
+  if (!held_ || lost_.load()) return {};
+  try {
+    const std::lock_guard lk(mu_);
+    const Result r = conn_.command({"GET", key_});
+    if (!r) return failed(r);
+    out = r.value().type == Reply::Type::string && r.value().str == token_;
+    if (!out) lost_ = true;
+    return {};
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+bool RedisLease::owned() noexcept {
+  bool out = false;
+  return !owned(out) && out;
+}
+
+std::error_code RedisLease::adopt(std::string token) noexcept {
+  if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
+  try {
+    long long pttl = -3;
+    const auto start = Clock::now();
+    {
+      const std::lock_guard lk(mu_);
+      const Result r = conn_.eval(adopt_script(), {key_}, {token});
+      if (!r) return failed(r);
+      if (r.value().type != Reply::Type::integer) {
+        return unexpected(conn_, last_error_, "the adopt script");
+      }
+      pttl = r.value().integer;
+    }
+    if (pttl == -3 || pttl == -2) return locksmith::make_error_code(locksmith::errc::not_locked);
+    token_ = std::move(token);
+    fence_.reset();
+    held_ = true;
+    lost_ = false;
+    set_valid_until(pttl < 0 ? kForever : start + std::chrono::milliseconds(pttl) - drift());
+    if (options_.auto_refresh) start_refresher();
+    return {};
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+std::error_code RedisLease::force_release() noexcept {
+  stop_refresher();
+  held_ = false;
+  token_.clear();
+  fence_.reset();
+  set_valid_until(Clock::time_point{});
+  try {
+    const std::lock_guard lk(mu_);
+    const Result r = conn_.eval(force_release_script(), {key_, channel_}, {});
+    if (!r) return failed(r);
+    return {};
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+LockInfo RedisLease::describe() const {
+  LockInfo info;
+  info.kind = "redis";
+  info.mechanism = "redis-lease";
+  info.target = target();
+  info.held = held_;
+  if (held_) {
+    info.mode = LockMode::exclusive;
+    info.token = token_;
+    info.fence = fence_;
+  }
+  return info;
+}
+
+void RedisLease::start_refresher() {
+  stop_refresher();
+  {
+    const std::lock_guard lk(mu_);
+    stop_ = false;
+  }
+  refresher_ = std::thread([this] { refresh_loop(); });
+}
+
+void RedisLease::stop_refresher() noexcept {
+  if (!refresher_.joinable()) return;
+  {
+    const std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  refresher_.join();
+}
+
+void RedisLease::refresh_loop() {
+  const auto period = std::chrono::duration_cast<Clock::duration>(options_.ttl) / 3;
+  const auto retry = std::max<Clock::duration>(period / 4, std::chrono::milliseconds(1));
+  std::unique_lock lk(mu_);
+  auto next = Clock::now() + period;
+  while (!stop_) {
+    if (cv_.wait_until(lk, next, [this] { return stop_; })) break;
+    const auto start = Clock::now();
+    std::error_code ec;
+    try {
+      ec = run_reacquire();
+    } catch (const std::bad_alloc&) {
+      ec = std::make_error_code(std::errc::not_enough_memory);
+    }
+    if (!ec) {
+      next = start + period;
+    } else if (ec == locksmith::errc::lock_lost) {
+      break;  // lost_ is set
+    } else {
+      next = Clock::now() + retry;  // a connection error: try again soon, within the ttl
+    }
+  }
+}
+
+}  // namespace locksmith::redis
