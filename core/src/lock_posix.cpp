@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <thread>
@@ -82,6 +83,52 @@ timespec to_timespec(Clock::duration d) noexcept {
 
 constexpr auto kRefire = std::chrono::milliseconds(1);
 
+#if defined(LOCKSMITH_OS_LINUX)
+// Each waiting thread keeps one POSIX timer (signalling that thread) from its first timed wait to
+// its exit: creating and deleting one per wait cost three system calls on every contended lock.
+// Timers are not inherited by fork(): a child's copy of the thread's record is stale, which the
+// fork generation tells.
+std::atomic<unsigned> g_fork_generation{0};
+
+void note_fork() noexcept { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+struct ThreadTimer {
+  timer_t id{};
+  bool live = false;
+  int signo = 0;
+  unsigned generation = 0;
+  ThreadTimer() = default;
+  ThreadTimer(const ThreadTimer&) = delete;
+  ThreadTimer& operator=(const ThreadTimer&) = delete;
+  ~ThreadTimer() {
+    if (live && generation == g_fork_generation.load(std::memory_order_relaxed)) {
+      ::timer_delete(id);
+    }
+  }
+};
+
+bool thread_timer(int signo, timer_t& out) noexcept {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, note_fork) == 0;
+  (void)registered;
+  thread_local ThreadTimer t;
+  const unsigned generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (!t.live || t.generation != generation || t.signo != signo) {
+    if (t.live && t.generation == generation) ::timer_delete(t.id);
+    t.live = false;
+    sigevent sev{};
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = signo;
+    sev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    if (::timer_create(CLOCK_MONOTONIC, &sev, &t.id) != 0) return false;
+    t.live = true;
+    t.signo = signo;
+    t.generation = generation;
+  }
+  out = t.id;
+  return true;
+}
+#endif
+
 }  // namespace
 
 int lock_call(native_handle fd, LockMode mode, Backend b, bool wait) noexcept {
@@ -145,14 +192,8 @@ std::error_code Waiter::wait(native_handle fd, LockMode mode, Backend b,
       sigismember(&blocked, signo) == 1) {
     return wait_polling(fd, mode, b, deadline);
   }
-  sigevent sev{};
-  sev.sigev_notify = SIGEV_THREAD_ID;
-  sev.sigev_signo = signo;
-  sev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
   timer_t timer{};
-  if (::timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) {
-    return wait_polling(fd, mode, b, deadline);
-  }
+  if (!thread_timer(signo, timer)) return wait_polling(fd, mode, b, deadline);
   {
     std::lock_guard<std::mutex> guard(mutex_);
     timer_ = timer;
@@ -191,8 +232,11 @@ std::error_code Waiter::wait(native_handle fd, LockMode mode, Backend b,
     }
   }
   {
+    // Disarm (the timer stays with the thread for its next wait). A signal that fired just
+    // before is delivered as this call returns, and interrupts nothing.
     std::lock_guard<std::mutex> guard(mutex_);
-    ::timer_delete(timer);
+    const itimerspec off{};
+    ::timer_settime(timer, 0, &off, nullptr);
     timer_ = nullptr;
     has_timer_ = false;
   }

@@ -134,24 +134,35 @@ struct GuardContent {
   std::uint32_t op = 0;
 };
 
+// The guarded file holds "COUNTER WORKER OP" padded with spaces to kGuardSize bytes. Parsed and
+// formatted by hand: sscanf/snprintf cost more than the lock call they sit next to.
 bool read_guard(int fd, GuardContent& g) {
-  char buf[kGuardSize + 1] = {};
+  char buf[kGuardSize];
   const ssize_t n = ::pread(fd, buf, kGuardSize, 0);
   if (n <= 0) return false;
-  buf[n] = '\0';
-  long long counter = 0;
-  unsigned worker = 0;
-  unsigned op = 0;
-  if (std::sscanf(buf, "%lld %u %u", &counter, &worker, &op) != 3) return false;
-  g = {counter, worker, op};
+  const char* p = buf;
+  const char* const end = buf + n;
+  auto field = [&](auto& out) {
+    while (p < end && *p == ' ') ++p;
+    const auto [next, err] = std::from_chars(p, end, out);
+    if (err != std::errc()) return false;
+    p = next;
+    return true;
+  };
+  GuardContent c;
+  if (!field(c.counter) || !field(c.worker) || !field(c.op)) return false;
+  g = c;
   return true;
 }
 
 void write_guard(int fd, const GuardContent& g) {
   char buf[kGuardSize];
   std::memset(buf, ' ', sizeof buf);
-  const int n = std::snprintf(buf, sizeof buf, "%" PRId64 " %u %u", g.counter, g.worker, g.op);
-  if (n > 0 && static_cast<std::size_t>(n) < sizeof buf) buf[n] = ' ';
+  char* p = buf;
+  char* const end = buf + kGuardSize - 1;  // the last byte is the newline
+  p = std::to_chars(p, end, g.counter).ptr;
+  p = std::to_chars(p + 1, end, g.worker).ptr;
+  std::to_chars(p + 1, end, g.op);
   buf[kGuardSize - 1] = '\n';
   if (::pwrite(fd, buf, sizeof buf, 0) != static_cast<ssize_t>(sizeof buf)) {
     std::perror("locksmith worker: guard write");
