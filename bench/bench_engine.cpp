@@ -167,10 +167,13 @@ BENCHMARK(BM_raw_contended_flock)
 
 // 3b. The same contention through `locksmith stress` (4 worker processes, hold 0): throughput
 //     from the recorded history, first invoke to last release.
+//     keep_open=1: the FileLock keeps its lock file open between acquisitions, like the raw
+//     loop with open_per_cycle=0.
 void BM_stress_flock(benchmark::State& state) {
+  const bool keep_open = state.range(0) != 0;
   for (auto _ : state) {
     harness::StressOptions o;
-    o.spec = "flock:" + (bench_dir() / "stress.lock").string();
+    o.spec = "flock:" + (bench_dir() / "stress.lock").string() + (keep_open ? "?keep_open=1" : "");
     o.workers = 4;
     o.duration = stress_time();
     o.hold = std::chrono::microseconds(0);
@@ -194,7 +197,13 @@ void BM_stress_flock(benchmark::State& state) {
     }
   }
 }
-BENCHMARK(BM_stress_flock)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stress_flock)
+    ->ArgName("keep_open")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace locksmith::bench

@@ -29,6 +29,7 @@ FileLock& FileLock::operator=(FileLock&& other) noexcept {
     path_ = std::move(other.path_);
     options_ = other.options_;
     fd_ = std::move(other.fd_);
+    spare_ = std::move(other.spare_);
     held_ = other.held_;
   }
   return *this;
@@ -55,9 +56,18 @@ std::error_code FileLock::acquire(LockMode mode, Clock::time_point deadline) noe
   if (fd_.valid()) return std::make_error_code(std::errc::resource_deadlock_would_occur);
   for (int attempt = 0;; ++attempt) {
     UniqueFd fd;
-    std::error_code ec = detail::open_lock_file(path_, options_.open_mode, options_.permissions,
-                                                options_.follow_symlinks, fd);
-    if (ec) return ec;
+    std::error_code ec;
+    if (spare_.valid()) {
+      // keep_open: reuse the descriptor if the path still names its file.
+      bool same = false;
+      if (!detail::names_same_file(spare_.get(), path_, same) && same) fd = std::move(spare_);
+      spare_.reset();
+    }
+    if (!fd.valid()) {
+      ec = detail::open_lock_file(path_, options_.open_mode, options_.permissions,
+                                  options_.follow_symlinks, fd);
+      if (ec) return ec;
+    }
     ec = lock_until(fd.get(), mode, options_.backend, deadline);
     if (ec) return ec;  // closing `fd` leaves nothing behind
     if (options_.check_inode) {
@@ -87,7 +97,11 @@ std::error_code FileLock::release() noexcept {
   if (!fd_.valid()) return make_error_code(errc::not_locked);
   const std::error_code hook = before_unlock();
   const std::error_code ec = locksmith::unlock(fd_.get(), options_.backend);
-  fd_.reset();  // closing releases the lock even if the unlock call failed
+  if (!ec && options_.keep_open && !options_.check_inode) {
+    spare_ = std::move(fd_);  // unlocked; kept for the next acquire
+  } else {
+    fd_.reset();  // closing releases the lock even if the unlock call failed
+  }
   return hook ? hook : ec;
 }
 

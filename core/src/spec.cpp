@@ -28,7 +28,7 @@ std::string_view allowed_options(std::string_view kind) {
   if (kind == "pidfile") return "timeout, fail_when_locked, perms, break_stale";
   if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
   if (kind == "auto") return "shared, timeout, fail_when_locked, perms, follow_symlinks, lifetime";
-  return "shared, timeout, fail_when_locked, perms, follow_symlinks";
+  return "shared, timeout, fail_when_locked, perms, follow_symlinks, keep_open";
 }
 
 bool option_allowed(std::string_view kind, std::string_view key) {
@@ -347,6 +347,7 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
   o.fail_when_locked = flag("fail_when_locked");
   o.permissions = perms;
   o.follow_symlinks = flag("follow_symlinks");
+  o.keep_open = flag("keep_open");
   return std::make_unique<FileLock>(spec.target, o);
 }
 

@@ -137,6 +137,48 @@ TEST(FileLock, AcquireWhileHeldIsRefused) {
   EXPECT_TRUE(l.owns_lock());
 }
 
+// keep_open: release unlocks without closing, the next acquire locks the same open file; a file
+// replaced meanwhile is not reused.
+TEST(FileLock, KeepOpenReusesTheDescriptorButNotAReplacedFile) {
+  test::TempDir dir;
+  LockOptions o;
+  o.keep_open = true;
+  FileLock l(dir / "lock", o);
+  FileLock other(dir / "lock");
+  l.lock();
+  struct stat first {};
+  ASSERT_EQ(::fstat(l.native(), &first), 0);
+  l.unlock();
+  EXPECT_FALSE(l.owns_lock());
+  EXPECT_EQ(l.native(), -1);
+  ASSERT_TRUE(other.try_lock());  // released for real, though the file is still open here
+  other.unlock();
+  for (const Backend b : {Backend::flock, Backend::posix, Backend::ofd}) {
+    LockOptions ob = o;
+    ob.backend = b;
+    FileLock kb(dir / ("b" + std::to_string(static_cast<int>(b))), ob);
+    for (int round = 0; round < 3; ++round) {
+      ASSERT_TRUE(kb.try_lock()) << to_string(b) << " round " << round;
+      kb.unlock();
+    }
+  }
+  // The path now names a new file (made while the old one is still open here, so it has its own
+  // inode): keep_open must lock that one, not the kept orphan.
+  ASSERT_EQ(::unlink((dir / "lock").c_str()), 0);
+  std::ofstream(dir / "lock").put('x');
+  struct stat fresh {};
+  ASSERT_EQ(::stat((dir / "lock").c_str(), &fresh), 0);
+  ASSERT_NE(fresh.st_ino, first.st_ino);
+  l.lock();
+  struct stat second {};
+  ASSERT_EQ(::fstat(l.native(), &second), 0);
+  EXPECT_EQ(second.st_ino, fresh.st_ino);
+  FileLock third(dir / "lock");
+  EXPECT_FALSE(third.try_lock());  // we hold the file the path names
+  l.unlock();
+  EXPECT_TRUE(third.try_lock());
+}
+
 TEST(FileLock, MoveKeepsTheLockAndMoveAssignReleasesTheOld) {
   test::TempDir dir;
   FileLock a(dir / "a");

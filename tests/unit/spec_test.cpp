@@ -101,6 +101,19 @@ TEST(ParseLockSpec, BadInput) {
   }
 }
 
+TEST(ParseLockSpec, KeepOpen) {
+  const test::TempDir dir;
+  auto lock = open_lock("flock:" + (dir / "k").string() + "?keep_open=1");
+  auto* f = dynamic_cast<FileLock*>(lock.get());
+  ASSERT_NE(f, nullptr);
+  EXPECT_TRUE(f->options().keep_open);
+  auto plain = open_lock("flock:" + (dir / "k").string());
+  auto* p = dynamic_cast<FileLock*>(plain.get());
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(p->options().keep_open);
+  EXPECT_EQ(spec_error("link:/x?keep_open=1"), errc::invalid_spec);
+}
+
 TEST(ParseLockSpec, LaterKindsAreUnsupported) {
   for (const char* spec :
        {"redis://h:6379/key", "redis+pubsub://h:6379/chan", "redlock://a:1,b:2,c:3/key"}) {

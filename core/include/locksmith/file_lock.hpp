@@ -42,6 +42,10 @@ struct LockOptions {
   // After locking, check that the path still names the locked file (someone may have unlinked or
   // replaced it while we waited) and retry on the new file if not.
   bool check_inode = false;
+  // Keep the lock file open between acquisitions: release() unlocks but does not close, and the
+  // next acquire() locks the same descriptor, if the path still names that file (one stat and
+  // fstat instead of open and close). Ignored with check_inode.
+  bool keep_open = false;
 };
 
 class BoundedSemaphore;
@@ -79,7 +83,8 @@ class FileLock : public Lockable {
 
   std::filesystem::path path_;
   LockOptions options_;
-  UniqueFd fd_;
+  UniqueFd fd_;     // open while held
+  UniqueFd spare_;  // keep_open: the unlocked descriptor kept for the next acquire
   LockMode held_ = LockMode::exclusive;
 };
 

@@ -17,6 +17,7 @@
 //   fail_when_locked=1   lock() does not wait at all
 //   perms=0644           creation permissions (octal)
 //   follow_symlinks=1    allow a symlink at the lock path
+//   keep_open=1          flock:/fcntl:/ofd: keep the lock file open between acquisitions
 //   max=N                semaphore size (sem: only, required)
 //   lifetime=DURATION    link: and auto: only: expiry written at acquire/refresh (default 15s)
 //   slop=DURATION        link: only: clock skew allowed before breaking (default 10s)
