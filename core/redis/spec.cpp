@@ -4,6 +4,8 @@
 #include <string>
 
 #include "locksmith/error.hpp"
+#include "locksmith/redis/pubsub_lock.hpp"
+#include "locksmith/redis/redlock.hpp"
 #include "locksmith/spec.hpp"
 
 namespace locksmith::redis {
@@ -175,6 +177,10 @@ std::unique_ptr<Lockable> open_redis_lock(std::string_view spec) {
   return std::make_unique<RedisLease>(std::move(s.server), std::move(s.key), s.options);
 }
 
-void register_redis_schemes() { locksmith::register_lock_scheme("redis", &open_redis_lock); }
+void register_redis_schemes() {
+  locksmith::register_lock_scheme("redis", &open_redis_lock);
+  locksmith::register_lock_scheme("redlock", &open_redlock);
+  locksmith::register_lock_scheme("redis+pubsub", &open_redis_pubsub_lock);
+}
 
 }  // namespace locksmith::redis

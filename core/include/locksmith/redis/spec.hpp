@@ -34,7 +34,8 @@ RedisSpec parse_redis_spec(std::string_view spec);
 // Opens "redis://..." as a RedisLease; throws as parse_redis_spec().
 std::unique_ptr<Lockable> open_redis_lock(std::string_view spec);
 
-// Registers redis:// with locksmith::open_lock(). Call once; thread-safe.
+// Registers redis://, redis+pubsub:// and redlock:// with locksmith::open_lock(). Call once;
+// thread-safe.
 void register_redis_schemes();
 
 }  // namespace locksmith::redis
