@@ -17,14 +17,17 @@ constexpr const char* kSpecHelp =
     "  | link:PATH (flufl.lock) | mkdir:PATH (lockfile) | pidfile:PATH (lockfile)\n"
     "  | dotlock:PATH (liblockfile) | auto:PATH (flock, else fcntl, else link: what works here)\n"
     "  | redis://[USER:PASSWORD@]HOST:PORT/KEY?ttl=30s&refresh=1 (redis-py Lock, fenced)\n"
+    "  | redis+pubsub://HOST:PORT/CHANNEL (portalocker RedisLock)\n"
+    "  | redlock://H1:P1,H2:P2,H3:P3/KEY?ttl=10s (Redlock over N masters)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
-    "  perms=0644, follow_symlinks=1, lifetime=15s (link, auto) and slop=10s (link),\n"
-    "  break_stale=1 (pidfile),\n"
-    "  stale_age=5m (dotlock)\n"
-    "Scenario (stress only): atomic:PATH  writers replace PATH atomically, readers check every "
+    "  perms=0644, follow_symlinks=1, keep_open=1 (flock, fcntl, ofd), lifetime=15s (link, auto),\n"
+    "  slop=10s (link), break_stale=1 (pidfile), stale_age=5m (dotlock)\n"
+    "Scenarios (stress only): atomic:PATH  writers replace PATH atomically, readers check each "
     "read\n"
+    "  | filestore:DIR  producers and consumers hand messages over a FileStore, each exactly once\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
-    "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH | broken:atomic:PATH";
+    "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH | broken:atomic:PATH\n"
+    "  | broken:filestore:DIR";
 
 void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
   cmd->add_option("--json", files.json, "Write the report as JSON (docs/REPORT_SCHEMA.md)");

@@ -38,7 +38,14 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
     std::printf("histories kept in %s (re-check with: locksmith check %s)\n",
                 result.run_dir.c_str(), result.run_dir.c_str());
   }
-  return emit_report(report, files);
+  const int code = emit_report(report, files);
+  const harness::PrimitiveReport& only = report.primitives.front();
+  if (code == 0 && only.verdict == harness::PrimitiveVerdict::unsupported) {
+    // Nothing was exercised: that is no verdict, and CI must not read it as a pass.
+    std::fprintf(stderr, "locksmith stress: no evidence: %s\n", only.reason.c_str());
+    return kExitUsage;
+  }
+  return code;
 }
 
 int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files) {

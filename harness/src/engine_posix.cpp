@@ -602,10 +602,17 @@ void rendezvous(const StressOptions& o) {
   const std::uint64_t give_up =
       monotonic_ns() + static_cast<std::uint64_t>(o.rendezvous_timeout.count()) * 1000000000ULL;
   for (;;) {
+    // List the directory rather than stat each name: on NFS a stat of a missing name is answered
+    // from the negative lookup cache for up to acdirmin (30 s), while opening the directory
+    // revalidates it (close-to-open), so a new ready-K shows within one poll.
     std::uint32_t seen = 0;
-    for (std::uint32_t k = 0; k < o.hosts; ++k) {
-      std::error_code ec;
-      seen += std::filesystem::exists(o.rendezvous / ("ready-" + std::to_string(k)), ec) ? 1 : 0;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(o.rendezvous, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      for (std::uint32_t k = 0; k < o.hosts; ++k) {
+        seen += name == "ready-" + std::to_string(k) ? 1 : 0;
+      }
     }
     if (seen == o.hosts) return;
     if (monotonic_ns() >= give_up) {
