@@ -480,11 +480,13 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
     const int link_err = link_rc == 0 ? 0 : errno;
     struct stat st {};
     if (::lstat(lock_path_.c_str(), &st) != 0) {
-      if (vanished_errno(errno) && link_err == EEXIST && ++vanished < kMaxVanished) {
+      const int stat_err = errno;
+      if (vanished_errno(stat_err) && link_err == EEXIST && ++vanished < kMaxVanished) {
         if (const std::error_code late = backoff.overdue()) return late;
         continue;
       }
-      return link_err != 0 ? os_error(link_err) : last_error();
+      // The lstat's error says why we cannot tell who holds it (EEXIST would hide it).
+      return link_err != 0 && link_err != EEXIST ? os_error(link_err) : os_error(stat_err);
     }
     if (st.st_dev == tmp_st.st_dev && st.st_ino == tmp_st.st_ino) {
       held_ = true;

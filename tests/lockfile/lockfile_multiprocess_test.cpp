@@ -1,10 +1,16 @@
 // Multi-process tests: exclusion between forked processes, and stale locks after SIGKILL.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "lf_util.hpp"
@@ -143,5 +149,61 @@ TEST(DotLockProcesses, HolderReleaseWakesWaiter) {
   EXPECT_EQ(child.wait(), 0);
   other.unlock();
 }
+
+// ESTALE: on NFS a lock removed between two calls can make the second fail with ESTALE instead of
+// ENOENT. A child whose lstat(2) calls fail with ESTALE (a seccomp filter on newfstatat with
+// AT_SYMLINK_NOFOLLOW: a real kernel error, not a mock) must treat it as "the lock vanished" and
+// retry: a no-wait attempt on a held lock says busy, not ESTALE. An ESTALE that never goes away is
+// reported as the OS error after a bounded number of retries, not spun on until the deadline.
+namespace estale {
+
+using lftest::Child;
+using lftest::kWait;
+
+// What the child saw: "busy", "timeout", "held" or "error: <message>"; "skip" without seccomp.
+template <class L>
+std::string acquire_under_estale(const fs::path& path, std::chrono::milliseconds wait) {
+  Child child = Child::fork([&] {
+    if (!locksmith::test::fail_syscalls({SYS_newfstatat}, ESTALE, false,
+                                        std::pair{3u, std::uint32_t{AT_SYMLINK_NOFOLLOW}})) {
+      std::puts("skip");
+      return 0;
+    }
+    L lock(path);
+    const auto deadline =
+        wait.count() == 0 ? locksmith::Clock::time_point::min() : locksmith::Clock::now() + wait;
+    const std::error_code ec = lock.acquire(locksmith::LockMode::exclusive, deadline);
+    std::string out = !ec                              ? "held"
+                      : ec == locksmith::errc::busy    ? "busy"
+                      : ec == locksmith::errc::timeout ? "timeout"
+                                                       : "error: " + ec.message();
+    std::puts(out.c_str());
+    std::fflush(stdout);
+    return 0;
+  });
+  const auto line = child.read_line();
+  EXPECT_EQ(child.wait(), 0);
+  return line.value_or("(no answer)");
+}
+
+template <class L>
+class EstaleRetry : public ::testing::Test {};
+using EstaleKinds = ::testing::Types<MkdirLock, DotLock>;
+TYPED_TEST_SUITE(EstaleRetry, EstaleKinds);
+
+TYPED_TEST(EstaleRetry, VanishingLockIsRetriedAPersistentErrorReported) {
+  TempDir dir;
+  TypeParam held(dir / "x");
+  ASSERT_TRUE(held.try_lock());
+  const std::string no_wait = acquire_under_estale<TypeParam>(dir / "x", 0ms);
+  if (no_wait == "skip") GTEST_SKIP() << "no seccomp filter on this CPU or kernel";
+  EXPECT_EQ(no_wait, "busy");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(acquire_under_estale<TypeParam>(dir / "x", 10s), "error: Stale file handle");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // not spun on until the deadline
+  held.unlock();
+}
+
+}  // namespace estale
 
 }  // namespace
