@@ -127,6 +127,24 @@ TEST_F(PubSubLockTest, SecondLockerBusyAndHolderAnswersPings) {
   b.unlock();
 }
 
+// A channel name that JSON must escape (a quote and a backslash; Redis client names, which
+// portalocker derives from the channel, allow no spaces or control characters):
+// the contender's ping carries "<channel>-<random>" as a JSON string, the holder must decode it
+// exactly to answer on the right channel, and the contender must then see a live holder.
+TEST_F(PubSubLockTest, PingsOnAChannelNameThatNeedsEscaping) {
+  const std::string channel = "r\"e\\s/x";
+  RedisLock a(server(), channel);
+  RedisLock b(server(), channel);
+  ASSERT_TRUE(a.try_lock()) << a.last_error();
+  EXPECT_EQ(b.acquire(LockMode::exclusive, Clock::time_point::min()), locksmith::errc::busy);
+  EXPECT_TRUE(eventually([&] { return a.pings_answered() >= 1; }));
+  EXPECT_EQ(b.reaped(), 0u);  // the answer arrived: nobody was taken for dead
+  EXPECT_TRUE(a.owned());
+  a.unlock();
+  EXPECT_TRUE(b.try_lock()) << b.last_error();
+  b.unlock();
+}
+
 TEST_F(PubSubLockTest, WaiterGetsItOnRelease) {
   RedisLock a(server(), "res");
   RedisLock b(server(), "res");
