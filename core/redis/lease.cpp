@@ -1,4 +1,5 @@
 #include "locksmith/redis/lease.hpp"
+#include "token.hpp"
 
 #include <sys/random.h>
 
@@ -103,28 +104,6 @@ redis.pcall('publish', KEYS[2], '')
 return n
 )lua");
   return s;
-}
-
-std::error_code new_token(std::string& out) {
-  std::array<unsigned char, 16> bytes{};
-  std::size_t have = 0;
-  while (have < bytes.size()) {
-    const ssize_t n = ::getrandom(bytes.data() + have, bytes.size() - have, 0);
-    if (n < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;
-      return {e, std::generic_category()};
-    }
-    have += static_cast<std::size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.clear();
-  out.reserve(32);
-  for (const unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return {};
 }
 
 std::error_code unexpected(Connection& c, std::string& last_error, std::string_view what) {
@@ -268,7 +247,7 @@ std::error_code RedisLease::acquire(LockMode mode, Clock::time_point deadline) n
   try {
     if (!retry_token_.empty()) {
       token_ = retry_token_;
-    } else if (const auto ec = new_token(token_)) {
+    } else if (const auto ec = detail::new_token(token_)) {
       const std::lock_guard lk(mu_);
       last_error_ = "getrandom: " + ec.message();
       return ec;

@@ -1,4 +1,5 @@
 #include "locksmith/redis/pubsub_lock.hpp"
+#include "token.hpp"
 
 #include <sys/random.h>
 
@@ -15,33 +16,6 @@
 
 namespace locksmith::redis {
 namespace {
-
-std::error_code random_bytes(void* out, std::size_t size) {
-  auto* p = static_cast<unsigned char*>(out);
-  std::size_t have = 0;
-  while (have < size) {
-    const ssize_t n = ::getrandom(p + have, size - have, 0);
-    if (n < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;
-      return {e, std::generic_category()};
-    }
-    have += static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
-std::error_code random_hex(std::string& out) {
-  std::array<unsigned char, 16> bytes{};
-  if (const auto ec = random_bytes(bytes.data(), bytes.size())) return ec;
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.clear();
-  for (const unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return {};
-}
 
 // A JSON string literal (what Python's json.dumps writes for ASCII; other bytes pass through).
 std::string json_string(std::string_view s) {
@@ -221,7 +195,8 @@ RedisLock::RedisLock(ConnectOptions server, std::string channel, PubSubOptions o
       conn_(server),
       sub_(server),
       probe_(std::move(server)) {
-  if (random_bytes(&jitter_state_, sizeof jitter_state_)) jitter_state_ = 0x9e3779b97f4a7c15ULL;
+  if (detail::random_bytes(&jitter_state_, sizeof jitter_state_))
+    jitter_state_ = 0x9e3779b97f4a7c15ULL;
   jitter_state_ |= 1;
 }
 
@@ -282,7 +257,7 @@ std::error_code RedisLock::probe(bool& alive, bool& nobody) {
   alive = false;
   nobody = false;
   std::string rnd;
-  if (const auto ec = random_hex(rnd)) {
+  if (const auto ec = detail::new_token(rnd)) {
     set_error("getrandom: " + ec.message());
     return ec;
   }
@@ -372,7 +347,7 @@ std::error_code RedisLock::reap() {
 std::error_code RedisLock::try_subscribe(bool& got) {
   got = false;
   std::string rnd;
-  if (const auto ec = random_hex(rnd)) {
+  if (const auto ec = detail::new_token(rnd)) {
     set_error("getrandom: " + ec.message());
     return ec;
   }

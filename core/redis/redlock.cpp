@@ -1,4 +1,5 @@
 #include "locksmith/redis/redlock.hpp"
+#include "token.hpp"
 
 #include <sys/random.h>
 
@@ -40,34 +41,6 @@ redis.call('pexpire', KEYS[1], ARGV[2])
 return 1
 )lua");
   return s;
-}
-
-std::error_code random_bytes(unsigned char* out, std::size_t size) {
-  std::size_t have = 0;
-  while (have < size) {
-    const ssize_t n = ::getrandom(out + have, size - have, 0);
-    if (n < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;
-      return {e, std::generic_category()};
-    }
-    have += static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
-// 32 lower-case hex characters, as RedisLease (and redis-py's uuid1().hex in shape).
-std::error_code new_token(std::string& out) {
-  std::array<unsigned char, 16> bytes{};
-  if (const auto ec = random_bytes(bytes.data(), bytes.size())) return ec;
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.clear();
-  out.reserve(32);
-  for (const unsigned char b : bytes) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 0xf]);
-  }
-  return {};
 }
 
 std::string join_endpoints(const std::vector<Connection>& masters) {
@@ -119,7 +92,7 @@ Clock::duration Redlock::retry_pause() {
   if (!rng_) {
     std::uint64_t seed = 0;
     std::array<unsigned char, sizeof seed> bytes{};
-    if (!random_bytes(bytes.data(), bytes.size())) {
+    if (!detail::random_bytes(bytes.data(), bytes.size())) {
       for (const unsigned char b : bytes) seed = (seed << 8) | b;
     } else {
       seed = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
@@ -163,7 +136,7 @@ std::error_code Redlock::acquire(LockMode mode, Clock::time_point deadline) noex
   if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
   if (masters_.empty()) return locksmith::make_error_code(locksmith::errc::invalid_spec);
   try {
-    if (const auto ec = new_token(token_)) {
+    if (const auto ec = detail::new_token(token_)) {
       last_error_ = "getrandom: " + ec.message();
       return ec;
     }
