@@ -1,4 +1,5 @@
 #include "locksmith/redis/redlock.hpp"
+#include "spec_util.hpp"
 #include "token.hpp"
 
 #include <sys/random.h>
@@ -285,62 +286,14 @@ constexpr std::string_view kRedlockScheme = "redlock://";
 constexpr std::string_view kRedlockOptions =
     "ttl, timeout, fail_when_locked, retry_delay, max_extensions, master_timeout, db";
 
-[[noreturn]] void bad(std::string_view spec, const std::string& why) {
-  throw LockError(locksmith::make_error_code(locksmith::errc::invalid_spec),
-                  "invalid lock spec (" + why + ")", spec);
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string decode(std::string_view spec, std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out.push_back(text[i]);
-      continue;
-    }
-    const int hi = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
-    const int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
-    if (hi < 0 || lo < 0) bad(spec, "bad %-escape in the key");
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return out;
-}
-
-long parse_number(std::string_view spec, std::string_view what, std::string_view text, long min,
-                  long max) {
-  long v = 0;
-  const auto* end = text.data() + text.size();
-  const auto [ptr, err] = std::from_chars(text.data(), end, v);
-  if (text.empty() || err != std::errc() || ptr != end || v < min || v > max) {
-    bad(spec, std::string(what) + " must be a number from " + std::to_string(min) + " to " +
-                  std::to_string(max) + ", not '" + std::string(text) + "'");
-  }
-  return v;
-}
-
-bool parse_flag(std::string_view spec, std::string_view key, std::string_view value) {
-  if (value == "1" || value == "true" || value == "yes" || value.empty()) return true;
-  if (value == "0" || value == "false" || value == "no") return false;
-  bad(spec, std::string(key) + " must be 1 or 0, not '" + std::string(value) + "'");
-}
-
 std::chrono::milliseconds ms_option(std::string_view spec, std::string_view key,
                                     std::string_view value) {
-  try {
-    return std::chrono::ceil<std::chrono::milliseconds>(parse_duration(value));
-  } catch (const LockError&) {
-    bad(spec, std::string(key) + " must be a duration such as 250ms, 1.5s or 2m, not '" +
-                  std::string(value) + "'");
-  }
+  return std::chrono::ceil<std::chrono::milliseconds>(detail::duration_option(spec, key, value));
 }
+
+using detail::bad;
+using detail::parse_flag;
+using detail::parse_number;
 
 ConnectOptions parse_master(std::string_view spec, std::string_view text) {
   ConnectOptions m;
@@ -403,7 +356,7 @@ RedlockSpec parse_redlock_spec(std::string_view spec) {
       }
     }
   }
-  out.key = decode(spec, path);
+  out.key = detail::decode(spec, "key", path);
   if (out.key.empty()) bad(spec, "empty key");
 
   int db = 0;

@@ -7,27 +7,14 @@
 #include "locksmith/redis/pubsub_lock.hpp"
 #include "locksmith/redis/redlock.hpp"
 #include "locksmith/spec.hpp"
+#include "spec_util.hpp"
 
 namespace locksmith::redis {
 namespace {
+std::string redacted(std::string_view spec);
+}  // namespace
 
-constexpr std::string_view kScheme = "redis://";
-constexpr std::string_view kOptions =
-    "ttl, timeout, fail_when_locked, refresh, db, connect_timeout, command_timeout";
-
-// The spec as messages show it: the password replaced by ***.
-std::string redacted(std::string_view spec) {
-  if (spec.substr(0, kScheme.size()) != kScheme) return std::string(spec);
-  const std::string_view rest = spec.substr(kScheme.size());
-  const auto at = rest.substr(0, rest.find('/')).rfind('@');
-  if (at == std::string_view::npos) return std::string(spec);
-  const std::string_view userinfo = rest.substr(0, at);
-  const auto colon = userinfo.find(':');
-  if (colon == std::string_view::npos) return std::string(spec);
-  std::string out(kScheme);
-  out.append(userinfo.substr(0, colon)).append(":***").append(rest.substr(at));
-  return out;
-}
+namespace detail {
 
 [[noreturn]] void bad(std::string_view spec, const std::string& why) {
   throw LockError(locksmith::make_error_code(locksmith::errc::invalid_spec),
@@ -84,6 +71,30 @@ Clock::duration duration_option(std::string_view spec, std::string_view key,
     bad(spec, std::string(key) + " must be a duration such as 250ms, 1.5s or 2m, not '" +
                   std::string(value) + "'");
   }
+}
+
+}  // namespace detail
+
+using namespace detail;  // NOLINT(google-build-using-namespace)
+
+namespace {
+
+constexpr std::string_view kScheme = "redis://";
+constexpr std::string_view kOptions =
+    "ttl, timeout, fail_when_locked, refresh, db, connect_timeout, command_timeout";
+
+// The spec as messages show it: the password replaced by ***.
+std::string redacted(std::string_view spec) {
+  if (spec.substr(0, kScheme.size()) != kScheme) return std::string(spec);
+  const std::string_view rest = spec.substr(kScheme.size());
+  const auto at = rest.substr(0, rest.find('/')).rfind('@');
+  if (at == std::string_view::npos) return std::string(spec);
+  const std::string_view userinfo = rest.substr(0, at);
+  const auto colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return std::string(spec);
+  std::string out(kScheme);
+  out.append(userinfo.substr(0, colon)).append(":***").append(rest.substr(at));
+  return out;
 }
 
 std::chrono::milliseconds whole_ms(Clock::duration d) {
