@@ -169,6 +169,13 @@ void write_guard(int fd, const GuardContent& g) {
   }
 }
 
+// Every worker loop's end: the controller said stop, the iterations are done, or time is up.
+bool run_is_over(const WorkerConfig& cfg, const SharedState& shared, std::uint64_t done) {
+  if (shared.stop.load(std::memory_order_relaxed) != 0) return true;
+  if (cfg.iterations > 0 && done >= cfg.iterations) return true;
+  return cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns;
+}
+
 void sleep_ns(std::int64_t ns) {
   if (ns <= 0) return;
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
@@ -303,9 +310,7 @@ int filestore_worker(const WorkerConfig& cfg, Recorder& rec, Slot& me, const Sha
   const std::string consumer = "worker-" + std::to_string(id);
   std::uint64_t done = 0;
   for (std::uint32_t op = 0;; ++op) {
-    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
-    if (cfg.iterations > 0 && done >= cfg.iterations) break;
-    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    if (run_is_over(cfg, shared, done)) break;
     Event e;
     e.worker = id;
     e.op = op;
@@ -380,9 +385,7 @@ int atomic_worker(const WorkerConfig& cfg, Recorder& rec, Slot& me, const Shared
   bool seen_file = false;
   std::uint64_t done = 0;
   for (std::uint32_t op = 0;; ++op) {
-    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
-    if (cfg.iterations > 0 && done >= cfg.iterations) break;
-    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    if (run_is_over(cfg, shared, done)) break;
     Event e;
     e.worker = id;
     e.op = op;
@@ -465,9 +468,7 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
   std::uint64_t done = 0;
   bool gives_fences = true;  // until the first grant shows otherwise
   for (std::uint32_t op = 0;; ++op) {
-    if (shared.stop.load(std::memory_order_relaxed) != 0) break;
-    if (cfg.iterations > 0 && done >= cfg.iterations) break;
-    if (cfg.deadline_ns > 0 && monotonic_ns() >= cfg.deadline_ns) break;
+    if (run_is_over(cfg, shared, done)) break;
     const bool shared_mode = cfg.shared_ratio > 0 && coin(rng) < cfg.shared_ratio;
     const LockMode mode = shared_mode ? LockMode::shared : LockMode::exclusive;
     const Mode m = shared_mode ? Mode::shared : Mode::exclusive;
