@@ -20,20 +20,26 @@ echo "${#sources[@]} files formatted"
 step "windows: core compiles with mingw-w64"
 bash ci/windows-check.sh
 
-step "debug build (warnings as errors) + clang-tidy"
-cmake --preset debug >/dev/null
-cmake --build --preset debug -j "$jobs"
-run-clang-tidy -p build/debug -quiet -j "$jobs" -extra-arg=-Wno-unknown-warning-option '/core/src/.*\.cpp$' '/core/redis/.*\.cpp$' '/stress/.*\.cpp$' '/harness/src/.*\.cpp$' \
-  >build/debug/clang-tidy.log 2>&1 || { cat build/debug/clang-tidy.log; exit 1; }
-if grep -E 'warning:|error:' build/debug/clang-tidy.log; then exit 1; fi
+# The coverage build is also the warnings-as-errors Debug build that clang-tidy reads its
+# compile commands from: one build fewer than a separate debug preset (the release build below
+# compiles the benchmarks with -Werror as well).
+step "coverage build (Debug, warnings as errors) + clang-tidy"
+cmake --preset coverage >/dev/null
+cmake --build --preset coverage -j "$jobs"
+run-clang-tidy -p build/coverage -quiet -j "$jobs" -extra-arg=-Wno-unknown-warning-option '/core/src/.*\.cpp$' '/core/redis/.*\.cpp$' '/stress/.*\.cpp$' '/harness/src/.*\.cpp$' \
+  >build/coverage/clang-tidy.log 2>&1 || { cat build/coverage/clang-tidy.log; exit 1; }
+if grep -E 'warning:|error:' build/coverage/clang-tidy.log; then exit 1; fi
 echo "clang-tidy: clean"
 
-for preset in asan tsan coverage; do
+for preset in asan tsan; do
   step "$preset: build and test"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   ctest --preset "$preset" -j "$jobs" --label-exclude bench
 done
+
+step "coverage: test"
+ctest --preset coverage -j "$jobs" --label-exclude bench
 
 step "coverage of core/"
 # The bar is 88 % until the new Redis sources are better covered (core/ measured 89.2 % on
