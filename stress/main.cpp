@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "leases_command.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "run_command.hpp"
 #include "stress_command.hpp"
@@ -166,6 +167,9 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   add_report_options(probe_cmd, probe_files);
 
+  // leases
+  const locksmith::cli::LeasesCommand leases(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -218,5 +222,6 @@ int main(int argc, char** argv) {
     return locksmith::cli::run_probe_command(probe, probe_files);
   }
   if (*check_cmd) return locksmith::cli::run_check_command(check_dirs, check_files);
+  if (leases.selected()) return leases.run();
   return locksmith::cli::kExitUsage;
 }

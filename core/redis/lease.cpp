@@ -1,4 +1,5 @@
 #include "locksmith/redis/lease.hpp"
+#include "registry_internal.hpp"
 #include "token.hpp"
 
 #include <sys/random.h>
@@ -117,8 +118,8 @@ RedisLease::RedisLease(ConnectOptions server, std::string key, LeaseOptions opti
     : key_(std::move(key)),
       fence_key_(key_ + ":fence"),
       channel_(key_ + ":released"),
-      options_(options),
-      ttl_ms_(std::to_string(options.ttl.count() > 0 ? options.ttl.count() : 1)),
+      options_(std::move(options)),
+      ttl_ms_(std::to_string(options_.ttl.count() > 0 ? options_.ttl.count() : 1)),
       conn_(server),
       sub_(std::move(server)) {
   if (options_.ttl.count() <= 0) options_.ttl = std::chrono::milliseconds(1);
@@ -164,7 +165,9 @@ std::error_code RedisLease::failed(const Result& r) {
 
 std::error_code RedisLease::attempt(bool& got, long long& pttl) {
   const std::lock_guard lk(mu_);
-  const Result r = conn_.eval(acquire_script(), {key_, fence_key_}, {token_, ttl_ms_});
+  const Result r = options_.index_key.empty()
+                       ? conn_.eval(acquire_script(), {key_, fence_key_}, {token_, ttl_ms_})
+                       : registered_attempt();
   if (!r) {
     if (!conn_.connected()) {
       // The script may have run without us seeing the reply (a timeout, a dropped connection):
@@ -187,6 +190,17 @@ std::error_code RedisLease::attempt(bool& got, long long& pttl) {
     pttl = v.elements[1].integer;
   }
   return {};
+}
+
+Result RedisLease::registered_attempt() {
+  std::vector<std::string> args{token_, ttl_ms_, key_};
+  args.reserve(3 + 2 * options_.info.size());
+  for (const auto& [field, value] : options_.info) {
+    args.push_back(field);
+    args.push_back(value);
+  }
+  return detail::eval_list(conn_, detail::registered_acquire_script(),
+                           {key_, fence_key_, key_ + ":info", options_.index_key}, args);
 }
 
 std::error_code RedisLease::subscribe(Clock::time_point deadline) {
@@ -319,7 +333,11 @@ std::error_code RedisLease::release() noexcept {
   if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
   try {
     const std::lock_guard lk(mu_);
-    const Result r = conn_.eval(release_script(), {key_, channel_}, {token});
+    const Result r = options_.index_key.empty()
+                         ? conn_.eval(release_script(), {key_, channel_}, {token})
+                         : detail::eval_list(conn_, detail::registered_release_script(),
+                                             {key_, channel_, key_ + ":info", options_.index_key},
+                                             {token, key_});
     if (!r) return failed(r);
     if (r.value().type != Reply::Type::integer) {
       return unexpected(conn_, last_error_, "the release script");
@@ -444,6 +462,14 @@ std::error_code RedisLease::force_release() noexcept {
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
+}
+
+void RedisLease::detach() noexcept {
+  stop_refresher();
+  held_ = false;
+  token_.clear();
+  fence_.reset();
+  set_valid_until(Clock::time_point{});
 }
 
 LockInfo RedisLease::describe() const {

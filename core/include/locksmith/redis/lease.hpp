@@ -47,6 +47,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "locksmith/lockable.hpp"
 #include "locksmith/redis/connection.hpp"
@@ -62,6 +64,13 @@ struct LeaseOptions {
   // The longest a waiter sleeps without a release notice (for peers that do not publish);
   // nullopt = wake only on a notice, the key's PTTL and the deadline.
   std::optional<Clock::duration> backstop = std::chrono::seconds(1);
+  // A lease registry record (LeaseRegistry, registry.hpp); empty = a plain lease. When set, a
+  // successful acquire also replaces the hash `<key>:info` with these fields plus `fence` and
+  // `token_sha1` (SHA1 of the token; never the token) and adds the key to the set `index_key`,
+  // in the same script; release() then also deletes the record and removes the key from the
+  // index. The key, fence and channel are the same as a plain lease's.
+  std::vector<std::pair<std::string, std::string>> info;
+  std::string index_key;
 };
 
 class RedisLease : public Lockable {
@@ -94,6 +103,9 @@ class RedisLease : public Lockable {
   std::error_code adopt(std::string token) noexcept;
   // Deletes the key whoever holds it, and publishes the release.
   std::error_code force_release() noexcept;
+  // Forgets the lease without releasing it: the key lives on until its PTTL runs out (or whoever
+  // has the token releases it). Stops the refresher. For handing the token to another process.
+  void detach() noexcept;
 
   bool held() const noexcept { return held_; }
   // Our token while held (empty otherwise).
@@ -115,6 +127,7 @@ class RedisLease : public Lockable {
 
  private:
   std::error_code attempt(bool& got, long long& pttl);
+  Result registered_attempt();  // caller holds mu_
   std::error_code subscribe(Clock::time_point deadline);
   std::error_code wait_release(Clock::time_point until);
   void drain();
