@@ -3,8 +3,7 @@
 #include <fcntl.h>
 #include <hiredis.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <array>
@@ -90,41 +89,28 @@ Reply convert(const redisReply* r, std::string& error) {
   return out;
 }
 
-// hiredis 0.14 writes with write(2): a write to a connection the server has reset would raise
-// SIGPIPE and kill a program that did not ignore it. This blocks SIGPIPE in the calling thread
-// around hiredis I/O and consumes a SIGPIPE that the I/O raised, leaving the process's
-// disposition alone.
-class SigpipeGuard {
- public:
-  SigpipeGuard() noexcept {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
-  }
-  ~SigpipeGuard() {
-    if (!blocked_) return;
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
-        const timespec zero{};
-        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+// hiredis 0.14 writes with write(2), which raises SIGPIPE on a connection the server has reset
+// and kills a program that does not ignore it; blocking the signal around every command costs
+// four system calls. So hiredis only formats commands and parses replies here: the socket I/O is
+// send(MSG_NOSIGNAL) and recv(2) on its blocking fd, whose SO_SNDTIMEO/SO_RCVTIMEO (set by
+// redisSetTimeout) bound each call by the command timeout.
 
- private:
-  sigset_t pipe_{};
-  sigset_t old_{};
-  bool was_pending_ = false;
-  bool blocked_ = false;
+// Writes all of [p, p+n); 0 or the errno (EAGAIN: the send timeout passed).
+int write_all(int fd, const char* p, std::size_t n) noexcept {
+  while (n > 0) {
+    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return 0;
+}
+
+struct CommandDeleter {
+  void operator()(char* c) const noexcept { redisFreeCommand(c); }
 };
 
 struct ReplyDeleter {
@@ -288,43 +274,12 @@ std::error_code Connection::connect() {
 }
 
 Result Connection::run(int argc, const char** argv, const std::size_t* lens) {
-  if (!ctx_) {
-    if (const auto ec = connect()) return Result(ec, last_error_);
-  }
-  int saved = 0;
+  if (const auto ec = write_command(argc, argv, lens)) return Result(ec, last_error_);
   ReplyPtr reply;
   {
-    const SigpipeGuard guard;
-    errno = 0;
-    reply.reset(redisCommandArgv(ctx_.get(), argc, argv, lens));
-    saved = errno;
-  }
-  if (!reply) {
-    std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
-    std::error_code ec;
-    switch (ctx_->err) {
-      case REDIS_ERR_IO:
-        if (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT) {
-          ec = std::make_error_code(std::errc::timed_out);
-          what = "redis " + endpoint() + ": no reply within the command timeout";
-        } else if (saved != 0) {
-          ec = std::error_code(saved, std::generic_category());
-        } else {
-          ec = make_error_code(errc::connection_closed);
-        }
-        break;
-      case REDIS_ERR_EOF:
-        ec = make_error_code(errc::connection_closed);
-        break;
-      case REDIS_ERR_PROTOCOL:
-        ec = make_error_code(errc::protocol_error);
-        break;
-      default:
-        ec = make_error_code(errc::server_error);
-        break;
-    }
-    ctx_.reset();  // hiredis contexts are unusable after an error
-    return fail(ec, std::move(what));
+    void* raw = nullptr;
+    if (const auto ec = read_reply(raw)) return Result(ec, last_error_);
+    reply.reset(raw);
   }
   std::string error;
   Reply out = convert(static_cast<redisReply*>(reply.get()), error);
@@ -391,35 +346,80 @@ Result Connection::eval(const Script& script, std::initializer_list<std::string_
 }
 
 std::error_code Connection::send(std::initializer_list<std::string_view> args) {
+  std::array<const char*, 16> argv{};
+  std::array<std::size_t, 16> lens{};
+  if (args.size() > argv.size()) {
+    return fail(std::make_error_code(std::errc::argument_list_too_long),
+                "redis: too many command arguments")
+        .error();
+  }
+  std::size_t n = 0;
+  for (const auto a : args) {
+    argv[n] = a.data();
+    lens[n] = a.size();
+    ++n;
+  }
+  return write_command(static_cast<int>(n), argv.data(), lens.data());
+}
+
+std::error_code Connection::write_command(int argc, const char** argv, const std::size_t* lens) {
   if (!ctx_) {
     if (const auto ec = connect()) return ec;
   }
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
-  for (const auto a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-      REDIS_OK) {
-    ctx_.reset();
+  char* raw = nullptr;
+  const long long len = redisFormatCommandArgv(&raw, argc, argv, lens);
+  const std::unique_ptr<char, CommandDeleter> command(raw);
+  if (len < 0 || raw == nullptr) {
     return fail(std::make_error_code(std::errc::not_enough_memory), "redis: out of memory").error();
   }
-  const SigpipeGuard guard;
-  int done = 0;
-  while (done == 0) {
-    errno = 0;
-    if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) {
-      const int saved = errno;
-      std::string what = "redis " + endpoint() + ": " + std::string(ctx_->errstr);
+  const int e = write_all(ctx_->fd, raw, static_cast<std::size_t>(len));
+  if (e == 0) return {};
+  ctx_.reset();  // a partly written command leaves the stream unusable
+  if (e == EAGAIN || e == EWOULDBLOCK) {
+    return fail(std::make_error_code(std::errc::timed_out),
+                "redis " + endpoint() + ": cannot send within the command timeout")
+        .error();
+  }
+  return fail(std::error_code(e, std::generic_category()),
+              "redis " + endpoint() + ": send: " + std::strerror(e))
+      .error();
+}
+
+std::error_code Connection::read_reply(void*& out) {
+  for (;;) {
+    if (redisReaderGetReply(ctx_->reader, &out) != REDIS_OK) {
+      std::string what = "redis " + endpoint() + ": " + std::string(ctx_->reader->errstr);
       ctx_.reset();
-      return fail(saved != 0 ? std::error_code(saved, std::generic_category())
-                             : make_error_code(errc::connection_closed),
-                  std::move(what))
+      return fail(make_error_code(errc::protocol_error), std::move(what)).error();
+    }
+    if (out != nullptr) return {};
+    std::array<char, 16384> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): filled by recv
+    const ssize_t n = ::recv(ctx_->fd, buf.data(), buf.size(), 0);
+    if (n > 0) {
+      if (redisReaderFeed(ctx_->reader, buf.data(), static_cast<std::size_t>(n)) != REDIS_OK) {
+        ctx_.reset();
+        return fail(std::make_error_code(std::errc::not_enough_memory), "redis: out of memory")
+            .error();
+      }
+      continue;
+    }
+    const int e = n == 0 ? 0 : errno;
+    if (e == EINTR) continue;
+    ctx_.reset();  // hiredis contexts are unusable after an error
+    if (e == 0) {
+      return fail(make_error_code(errc::connection_closed),
+                  "redis " + endpoint() + ": the server closed the connection")
           .error();
     }
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      return fail(std::make_error_code(std::errc::timed_out),
+                  "redis " + endpoint() + ": no reply within the command timeout")
+          .error();
+    }
+    return fail(std::error_code(e, std::generic_category()),
+                "redis " + endpoint() + ": recv: " + std::strerror(e))
+        .error();
   }
-  return {};
 }
 
 Result Connection::read_until(std::chrono::steady_clock::time_point deadline) {

@@ -139,6 +139,8 @@ class Connection {
     void operator()(redisContext* c) const noexcept;
   };
   Result run(int argc, const char** argv, const std::size_t* lens);
+  std::error_code write_command(int argc, const char** argv, const std::size_t* lens);
+  std::error_code read_reply(void*& out);  // one reply (a redisReply*), connected
   Result fail(std::error_code ec, std::string message);
 
   ConnectOptions options_;
