@@ -26,9 +26,11 @@ constexpr const char* kSpecHelp =
     "Scenarios (stress only): atomic:PATH  writers replace PATH atomically, readers check each "
     "read\n"
     "  | filestore:DIR  producers and consumers hand messages over a FileStore, each exactly once\n"
+    "  | fenced:redis://HOST:PORT/KEY?ttl=50ms  lease holders write to a resource that rejects\n"
+    "    stale fencing tokens (judged by fenced-writes)\n"
     "Deliberately broken locks (stress only; the checkers must catch them):\n"
     "  broken:noop:PATH | broken:create:PATH | broken:fcntl-threads:PATH | broken:atomic:PATH\n"
-    "  | broken:filestore:DIR";
+    "  | broken:filestore:DIR | broken:fenced:redis://... (the resource accepts stale tokens)";
 
 void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
   cmd->add_option("--json", files.json, "Write the report as JSON (docs/REPORT_SCHEMA.md)");
@@ -96,7 +98,20 @@ int main(int argc, char** argv) {
   dur->excludes(iters);
   stress_cmd->add_option("--nemesis", nemesis,
                          "Faults to inject, comma-separated: kill (SIGKILL a holder inside its\n"
-                         "critical section), pause (SIGSTOP a holder, resume it later)");
+                         "critical section), pause (SIGSTOP a holder for --pause-for, e.g. past\n"
+                         "its lease TTL), redis-kill (CLIENT KILL every normal and pubsub client\n"
+                         "of the lock's server(s)), redis-restart (SIGTERM a local redis-server\n"
+                         "and start it again), redis-stop (SIGSTOP one local server, a random\n"
+                         "Redlock master, for --pause-for)");
+  double nemesis_interval = 0.3;
+  double pause_for = 0.2;
+  stress_cmd
+      ->add_option("--nemesis-interval", nemesis_interval, "Seconds between faults (default 0.3)")
+      ->check(CLI::PositiveNumber);
+  stress_cmd
+      ->add_option("--pause-for", pause_for,
+                   "Seconds a pause / redis-stop fault lasts (default 0.2)")
+      ->check(CLI::PositiveNumber);
   stress_cmd->add_option("--hold-us", hold_us, "Microseconds inside each critical section (50)")
       ->check(CLI::NonNegativeNumber);
   stress_cmd
@@ -195,14 +210,25 @@ int main(int argc, char** argv) {
         stress.nemesis_kill = true;
       } else if (item == "pause") {
         stress.nemesis_pause = true;
+      } else if (item == "redis-kill") {
+        stress.nemesis_redis_kill = true;
+      } else if (item == "redis-restart") {
+        stress.nemesis_redis_restart = true;
+      } else if (item == "redis-stop") {
+        stress.nemesis_redis_stop = true;
       } else if (!item.empty()) {
-        std::fprintf(stderr, "locksmith stress: unknown nemesis '%s' (known: kill, pause)\n",
+        std::fprintf(stderr,
+                     "locksmith stress: unknown nemesis '%s' (known: kill, pause, "
+                     "redis-kill, redis-restart, redis-stop)\n",
                      item.c_str());
         return locksmith::cli::kExitUsage;
       }
       if (comma == std::string::npos) break;
       at = comma + 1;
     }
+    stress.nemesis_interval =
+        std::chrono::milliseconds(static_cast<std::int64_t>(nemesis_interval * 1000));
+    stress.pause_for = std::chrono::milliseconds(static_cast<std::int64_t>(pause_for * 1000));
     stress.hold = std::chrono::microseconds(hold_us);
     stress.acquire_timeout =
         std::chrono::milliseconds(static_cast<std::int64_t>(acquire_timeout * 1000));

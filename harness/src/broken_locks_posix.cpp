@@ -97,6 +97,8 @@ Scenario scenario_of(std::string_view spec) {
       {"broken:atomic:", ScenarioKind::broken_atomic},
       {"filestore:", ScenarioKind::filestore},
       {"broken:filestore:", ScenarioKind::broken_filestore},
+      {"fenced:", ScenarioKind::fenced},
+      {"broken:fenced:", ScenarioKind::broken_fenced},
   };
   for (const auto& [prefix, kind] : kPrefixes) {
     if (spec.substr(0, prefix.size()) == prefix) {
@@ -116,6 +118,10 @@ const char* scenario_kind_name(ScenarioKind k) {
       return "filestore";
     case ScenarioKind::broken_filestore:
       return "broken-filestore";
+    case ScenarioKind::fenced:
+      return "fenced";
+    case ScenarioKind::broken_fenced:
+      return "broken-fenced";
     case ScenarioKind::none:
       break;
   }

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -21,12 +22,14 @@
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "locksmith/atomic_file.hpp"
 #include "locksmith/filestore.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/spec.hpp"
 #include "locksmith/unique_fd.hpp"
+#include "redis_nemesis.hpp"
 
 extern char** environ;
 
@@ -97,7 +100,8 @@ struct WorkerConfig {
   std::uint64_t deadline_ns = 0;  // 0: none
   bool counter = false;
   std::string guard;
-  Scenario scenario;  // kind none for lock runs
+  Scenario scenario;               // kind none for lock runs
+  bool tolerate_failures = false;  // a server nemesis runs: a failed acquire is an outcome
 };
 
 WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t process_index) {
@@ -125,6 +129,7 @@ WorkerConfig read_config(const std::filesystem::path& run_dir, std::uint32_t pro
     c.guard = j.at("peer_guard").get<std::string>();
   }
   c.scenario = scenario_of(c.spec);
+  c.tolerate_failures = j.value("tolerate_failures", false);
   return c;
 }
 
@@ -375,6 +380,145 @@ void drain_store(const Scenario& scenario, Recorder& controller, std::uint32_t w
   }
 }
 
+// --- The fenced-resource scenario ---------------------------------------------------------------
+// Holders of a lease write to a resource that checks their fencing token, as a database would:
+// fenced.log in the run directory, made atomic by its own flock. The resource keeps the highest
+// token it accepted (fenced.state) and rejects a write with a smaller one (the broken twin accepts
+// everything). Each write gets the resource's next sequence number, so the checker sees the
+// writes in the resource's own order, without clocks.
+
+constexpr std::size_t kFenceStateSize = 48;
+
+struct FencedWrite {
+  std::int64_t seq = 0;
+  bool accepted = false;
+};
+
+class FencedResource {
+ public:
+  FencedResource(const std::filesystem::path& run_dir, bool broken)
+      : log_path_(run_dir / "fenced.log"), broken_(broken) {
+    log_.reset(::open(log_path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!log_) fail("cannot open the fenced resource", log_path_, errno);
+    const auto state = run_dir / "fenced.state";
+    state_.reset(::open(state.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!state_) fail("cannot open the fenced resource's state", state, errno);
+  }
+
+  FencedWrite write(std::int64_t fence, std::uint32_t worker, std::uint32_t op) {
+    while (::flock(log_.get(), LOCK_EX) != 0) {
+      if (errno != EINTR) fail("cannot lock the fenced resource", log_path_, errno);
+    }
+    char buf[kFenceStateSize + 1] = {};
+    long long seq = 0;
+    long long highest = -1;
+    if (::pread(state_.get(), buf, kFenceStateSize, 0) > 0) {
+      std::sscanf(buf, "%lld %lld", &seq, &highest);
+    }
+    FencedWrite w;
+    w.seq = ++seq;
+    w.accepted = broken_ || fence >= highest;
+    if (w.accepted && fence > highest) highest = fence;
+    char line[96];
+    const int n = std::snprintf(line, sizeof line, "%lld %" PRId64 " %u %u %s\n", seq, fence,
+                                worker, op, w.accepted ? "accepted" : "rejected");
+    if (::write(log_.get(), line, static_cast<std::size_t>(n)) != n) {
+      fail("cannot write the fenced resource", log_path_, errno);
+    }
+    std::memset(buf, ' ', kFenceStateSize);
+    const int m = std::snprintf(buf, sizeof buf, "%lld %lld", seq, highest);
+    buf[m] = ' ';
+    if (::pwrite(state_.get(), buf, kFenceStateSize, 0) != static_cast<ssize_t>(kFenceStateSize)) {
+      fail("cannot write the fenced resource's state", log_path_, errno);
+    }
+    ::flock(log_.get(), LOCK_UN);
+    return w;
+  }
+
+ private:
+  std::filesystem::path log_path_;
+  bool broken_;
+  UniqueFd log_;
+  UniqueFd state_;
+};
+
+int fenced_worker(const std::filesystem::path& run_dir, const WorkerConfig& cfg, Recorder& rec,
+                  SharedState& shared, std::uint32_t slot_index, std::uint32_t id) {
+  Slot& me = shared.slots[slot_index];
+  std::unique_ptr<Lockable> lock = open_harness_lock(cfg.scenario.path);
+  FencedResource resource(run_dir, cfg.scenario.kind == ScenarioKind::broken_fenced);
+  std::uint64_t done = 0;
+  for (std::uint32_t op = 0;; ++op) {
+    if (run_is_over(cfg, shared, done)) break;
+    Event e;
+    e.worker = id;
+    e.op = op;
+    e.host = cfg.host;
+    e.type = EventType::invoke;
+    e.value = cfg.timeout_ns;
+    if (!rec.record(e)) break;
+    me.attempts.fetch_add(1, std::memory_order_relaxed);
+    const Clock::time_point deadline =
+        cfg.timeout_ns <= 0 ? Clock::time_point::min()
+                            : Clock::now() + std::chrono::nanoseconds(cfg.timeout_ns);
+    const std::error_code ec = lock->acquire(LockMode::exclusive, deadline);
+    e.time_ns = 0;
+    if (ec) {
+      e.type = ec == errc::busy      ? EventType::busy
+               : ec == errc::timeout ? EventType::timeout
+                                     : EventType::fail;
+      e.value = ec.value();
+      rec.record(e);
+      if (e.type == EventType::fail && !cfg.tolerate_failures) {
+        std::fprintf(stderr, "locksmith worker %u: acquire failed: %s\n", id, ec.message().c_str());
+        return 4;
+      }
+      if (e.type == EventType::fail) sleep_ns(1000000);
+      continue;
+    }
+    me.state.store(kInExclusive, std::memory_order_seq_cst);
+    std::uint32_t writers = 0;
+    const std::uint32_t n = std::min(shared.slots_used.load(), kMaxSlots);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (i != slot_index && shared.slots[i].state.load(std::memory_order_seq_cst) != kOut) {
+        ++writers;
+      }
+    }
+    const auto fence = lock->describe().fence;
+    if (!fence) {
+      std::fprintf(stderr, "locksmith worker %u: '%s' gives no fencing token\n", id,
+                   cfg.scenario.path.c_str());
+      return 3;
+    }
+    e.type = EventType::ok;
+    e.value = static_cast<std::int64_t>(*fence);
+    e.witness_writers = writers;
+    rec.record(e);
+    me.acquired.fetch_add(1, std::memory_order_relaxed);
+    // The pause nemesis stops holders here: a holder stopped past its TTL writes late.
+    sleep_ns(cfg.hold_ns);
+    const FencedWrite w = resource.write(e.value, id, op);
+    e.time_ns = 0;
+    e.type = EventType::fenced_write;
+    e.aux = w.accepted ? w.seq : -w.seq;
+    e.witness_writers = 0;
+    rec.record(e);
+    me.state.store(kOut, std::memory_order_seq_cst);
+    e.time_ns = 0;
+    e.type = EventType::release;
+    e.value = -1;
+    e.aux = 0;
+    rec.record(e);
+    const std::error_code rel = lock->release();
+    e.time_ns = 0;
+    e.type = rel ? EventType::release_fail : EventType::released;
+    e.value = rel ? rel.value() : -1;
+    rec.record(e);
+    ++done;
+  }
+  return 0;
+}
+
 // --- One worker thread --------------------------------------------------------------------------
 
 // The atomic-write scenario's loop (see above).
@@ -428,8 +572,12 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
   if (cfg.scenario.kind != ScenarioKind::none) {
     try {
       Recorder rec(run_dir / ("history-" + std::to_string(id) + ".bin"),
-                   cfg.iterations > 0 ? cfg.iterations + 64 : std::size_t{1} << 22);
+                   cfg.iterations > 0 ? cfg.iterations * 8 + 64 : std::size_t{1} << 22);
       me.alive.store(1);
+      if (cfg.scenario.kind == ScenarioKind::fenced ||
+          cfg.scenario.kind == ScenarioKind::broken_fenced) {
+        return fenced_worker(run_dir, cfg, rec, shared, slot_index, id);
+      }
       if (cfg.scenario.kind == ScenarioKind::filestore ||
           cfg.scenario.kind == ScenarioKind::broken_filestore) {
         return filestore_worker(cfg, rec, me, shared, id);
@@ -494,11 +642,16 @@ int worker_thread(const std::filesystem::path& run_dir, const WorkerConfig& cfg,
       rec.record(e);
       // EDEADLK is the kernel refusing a wait that would deadlock (fcntl locks with several
       // waiting processes): an outcome to record, not a reason to stop.
-      if (e.type == EventType::fail && ec != std::errc::resource_deadlock_would_occur) {
+      if (e.type == EventType::fail && ec != std::errc::resource_deadlock_would_occur &&
+          !cfg.tolerate_failures) {
         std::fprintf(stderr, "locksmith worker %u: acquire failed: %s\n", id, ec.message().c_str());
         return 4;
       }
-      if (cfg.timeout_ns <= 0) std::this_thread::yield();
+      if (e.type == EventType::fail && cfg.tolerate_failures) {
+        sleep_ns(1000000);  // the server is down or dropped us: do not spin
+      } else if (cfg.timeout_ns <= 0) {
+        std::this_thread::yield();
+      }
       continue;
     }
     // Clock-free evidence: publish ourselves, then look at everyone else.
@@ -676,7 +829,16 @@ StressResult run_stress(const StressOptions& o) {
   std::string target;
   bool shared_ok = true;
   const Scenario scenario = scenario_of(o.spec);
-  if (scenario.kind != ScenarioKind::none) {
+  const bool fenced =
+      scenario.kind == ScenarioKind::fenced || scenario.kind == ScenarioKind::broken_fenced;
+  if (fenced) {
+    if (!o.rendezvous.empty()) {
+      throw std::invalid_argument("the fenced scenario runs on one host (its resource is local)");
+    }
+    auto probe = open_harness_lock(scenario.path);  // validates the lease spec
+    target = probe->describe().target;
+    shared_ok = false;
+  } else if (scenario.kind != ScenarioKind::none) {
     if (o.workers < 2) {
       throw std::invalid_argument(
           "the atomic-write scenario needs at least 2 workers "
@@ -744,9 +906,33 @@ StressResult run_stress(const StressOptions& o) {
     write_guard(g.get(), {0, 0, 0});
   }
 
+  // The nemesis kinds of this run, in the order they are listed in run.json.
+  enum class Fault { kill, pause, redis_kill, redis_restart, redis_stop };
+  std::vector<Fault> faults;
   std::string nemesis;
-  if (o.nemesis_kill) nemesis = "kill";
-  if (o.nemesis_pause) nemesis += nemesis.empty() ? "pause" : ",pause";
+  for (const auto& [on, fault, name] :
+       {std::tuple{o.nemesis_kill, Fault::kill, "kill"},
+        {o.nemesis_pause, Fault::pause, "pause"},
+        {o.nemesis_redis_kill, Fault::redis_kill, "redis-kill"},
+        {o.nemesis_redis_restart, Fault::redis_restart, "redis-restart"},
+        {o.nemesis_redis_stop, Fault::redis_stop, "redis-stop"}}) {
+    if (!on) continue;
+    faults.push_back(fault);
+    nemesis += nemesis.empty() ? name : std::string(",") + name;
+  }
+  const bool server_faults =
+      o.nemesis_redis_kill || o.nemesis_redis_restart || o.nemesis_redis_stop;
+  std::unique_ptr<RedisNemesis> redis_nemesis;
+  if (server_faults) {
+    redis_nemesis = std::make_unique<RedisNemesis>(fenced ? scenario.path : o.spec);
+  }
+  if (fenced) {
+    for (const char* name : {"fenced.log", "fenced.state"}) {
+      const auto path = result.run_dir / name;
+      UniqueFd f(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+      if (!f) fail("cannot create the fenced resource", path, errno);
+    }
+  }
   // The run's clock starts once every host is here: meeting through NFS can take seconds (its
   // directory cache), which must not eat the run's duration.
   if (multi_host) rendezvous(o);
@@ -769,6 +955,8 @@ StressResult run_stress(const StressOptions& o) {
       {"start_ns", start},
       {"nemesis", nemesis},
       {"counter", counter},
+      {"fenced", fenced},
+      {"tolerate_failures", server_faults},
       {"guard", guard},
       {"peer_spec", o.peer_spec},
       {"peer_guard", peer_guard},
@@ -786,7 +974,8 @@ StressResult run_stress(const StressOptions& o) {
   const bool store_scenario =
       scenario.kind == ScenarioKind::filestore || scenario.kind == ScenarioKind::broken_filestore;
   if (store_scenario && (!multi_host || o.host == 0)) FileStore(scenario.path).prepare();
-  if (!store_scenario && scenario.kind != ScenarioKind::none && (!multi_host || o.host == 0)) {
+  if (!store_scenario && !fenced && scenario.kind != ScenarioKind::none &&
+      (!multi_host || o.host == 0)) {
     // Version 0 exists before any reader starts: from then on the file never vanishes.
     Event e;
     e.type = EventType::write;
@@ -861,6 +1050,39 @@ StressResult run_stress(const StressOptions& o) {
     return holders[std::uniform_int_distribution<std::size_t>(0, holders.size() - 1)(rng)];
   };
 
+  std::string nemesis_error;
+  const std::uint32_t controller_id = first_worker_id + kMaxSlots;
+  auto record_fault = [&](EventType type, FaultKind what, std::size_t server) {
+    Event e;
+    e.type = type;
+    e.worker = controller_id;
+    e.host = o.host;
+    e.value = static_cast<std::int64_t>(what);
+    e.aux = redis_nemesis->port(server);
+    controller.record(e);
+  };
+  // One fault of the Redis server(s); throws std::runtime_error naming the server.
+  auto server_fault = [&](FaultKind what) {
+    RedisNemesis& rn = *redis_nemesis;
+    if (what == FaultKind::redis_kill) {
+      record_fault(EventType::fault, what, 0);
+      rn.kill_clients();
+      return;
+    }
+    const std::size_t server = std::uniform_int_distribution<std::size_t>(0, rn.servers() - 1)(rng);
+    if (what == FaultKind::redis_restart) {
+      record_fault(EventType::fault, what, server);
+      rn.restart(server, result.run_dir / ("redis-" + std::to_string(rn.port(server)) + ".log"));
+      record_fault(EventType::fault_end, what, server);
+      return;
+    }
+    const pid_t pid = rn.stop(server);
+    record_fault(EventType::fault, what, server);
+    sleep_ns(std::chrono::nanoseconds(o.pause_for).count());
+    record_fault(EventType::fault_end, what, server);
+    RedisNemesis::resume(pid);
+  };
+
   const bool tty = o.progress && ::isatty(STDERR_FILENO);
   const double total_s = duration_ns > 0 ? static_cast<double>(duration_ns) / 1e9 : 0;
   auto acquired_total = [&] {
@@ -890,11 +1112,23 @@ StressResult run_stress(const StressOptions& o) {
       if (worker_error.empty()) worker_error = "workers did not stop within the grace period";
       break;
     }
-    if (stop_at == 0 && (o.nemesis_kill || o.nemesis_pause) && now >= next_nemesis) {
+    if (stop_at == 0 && !faults.empty() && now >= next_nemesis) {
       next_nemesis = now + static_cast<std::uint64_t>(o.nemesis_interval.count()) * 1000000;
-      const bool kill_now =
-          o.nemesis_kill && (!o.nemesis_pause || std::uniform_int_distribution<int>(0, 1)(rng));
-      if (const Proc* victim = pick_holder()) {
+      const Fault fault =
+          faults[std::uniform_int_distribution<std::size_t>(0, faults.size() - 1)(rng)];
+      const bool kill_now = fault == Fault::kill;
+      if (fault != Fault::kill && fault != Fault::pause) {
+        try {
+          server_fault(fault == Fault::redis_kill      ? FaultKind::redis_kill
+                       : fault == Fault::redis_restart ? FaultKind::redis_restart
+                                                       : FaultKind::redis_stop);
+        } catch (const std::exception& e) {
+          // Stop the run: its workers finish, then the error is reported.
+          nemesis_error = e.what();
+          shared->stop.store(1);
+          stop_at = now;
+        }
+      } else if (const Proc* victim = pick_holder()) {
         const Proc v = *victim;
         if (stop_and_wait(v.pid)) {
           if (kill_now) {
@@ -929,6 +1163,7 @@ StressResult run_stress(const StressOptions& o) {
     draw_progress(static_cast<double>(monotonic_ns() - start) / 1e9, total_s, acquired_total(),
                   true);
   result.elapsed_s = static_cast<double>(monotonic_ns() - start) / 1e9;
+  if (!nemesis_error.empty()) throw std::runtime_error(nemesis_error);
   if (!worker_error.empty()) throw std::runtime_error(worker_error);
 
   if (counter && !multi_host) {  // other hosts may still be counting

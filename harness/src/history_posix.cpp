@@ -59,6 +59,12 @@ const char* to_string(EventType t) noexcept {
       return "take";
     case EventType::stored:
       return "stored";
+    case EventType::fenced_write:
+      return "fenced_write";
+    case EventType::fault:
+      return "fault";
+    case EventType::fault_end:
+      return "fault_end";
   }
   return "unknown";
 }
@@ -133,6 +139,7 @@ History load_history(const std::vector<std::filesystem::path>& dirs) {
         i.start_ns = j.value("start_ns", static_cast<std::uint64_t>(0));
         i.nemesis = j.value("nemesis", "");
         i.counter = j.value("counter", true);
+        i.fenced = j.value("fenced", false);
       } catch (const nlohmann::json::exception& e) {
         throw std::runtime_error("malformed '" + info_path.string() + "': " + e.what());
       }

@@ -82,6 +82,9 @@ CheckResult check_atomic_visibility(const History& h);
 CheckResult check_exactly_once(const History& h);
 // Fencing tokens strictly increase in the order the lock was granted (skipped when no tokens).
 CheckResult check_fencing(const History& h);
+// The fenced resource (scenario fenced:SPEC): in the resource's own order, no write was accepted
+// with a token smaller than one accepted before it. Metrics: accepted, rejected, stale_accepted.
+CheckResult check_fenced_writes(const History& h);
 // Max / percentile waits, per-worker successes, starvation (a worker that kept trying and never
 // got in while others did), handoffs between different workers.
 CheckResult check_liveness(const History& h);

@@ -40,6 +40,11 @@ struct StressOptions {
   double shared_ratio = 0;     // fraction of acquisitions that are shared (0: none)
   bool nemesis_kill = false;   // SIGKILL holders inside their critical section
   bool nemesis_pause = false;  // SIGSTOP holders, resume them later
+  // Faults of the Redis server(s) behind a redis://, redis+pubsub:// or redlock:// spec (or the
+  // lease of a fenced: scenario); the server must be on this host for restart and stop:
+  bool nemesis_redis_kill = false;     // CLIENT KILL every normal and pubsub client but ours
+  bool nemesis_redis_restart = false;  // SIGTERM the server, start it again (same config)
+  bool nemesis_redis_stop = false;     // SIGSTOP one server (a random master) for pause_for
   std::chrono::milliseconds nemesis_interval{300};
   std::chrono::milliseconds pause_for{200};
   std::filesystem::path run_dir;  // empty: a fresh temporary directory
@@ -82,7 +87,20 @@ int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_inde
 //                       odd-numbered ones claim them (claim_next); the controller drains new/ after
 //                       the run; check_exactly_once judges delivery
 //   broken:filestore:DIR  consumers claim by read, copy to cur/, unlink: duplicates
-enum class ScenarioKind { none, atomic, broken_atomic, filestore, broken_filestore };
+//   fenced:SPEC         workers acquire the lease SPEC (redis://...), take its fencing token,
+//                       hold, then write to a fenced resource (fenced.log in the run directory,
+//                       guarded by its own flock) that rejects a token smaller than the highest
+//                       it accepted; check_fenced_writes judges it
+//   broken:fenced:SPEC  the same, but the resource accepts every write
+enum class ScenarioKind {
+  none,
+  atomic,
+  broken_atomic,
+  filestore,
+  broken_filestore,
+  fenced,
+  broken_fenced
+};
 struct Scenario {
   ScenarioKind kind = ScenarioKind::none;
   std::string path;

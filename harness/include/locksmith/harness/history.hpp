@@ -15,26 +15,34 @@
 namespace locksmith::harness {
 
 enum class EventType : std::uint8_t {
-  invoke = 1,        // acquire called; value = wait in ns (-1 forever, 0 no wait)
-  ok = 2,            // acquire succeeded; value = fencing token or -1; witness_* = evidence
-  busy = 3,          // acquire refused without waiting
-  timeout = 4,       // acquire gave up at its deadline
-  fail = 5,          // acquire failed with an error; value = error code value
-  release = 6,       // leaving the critical section (release about to be called);
-                     // value = counter value read in the critical section (-1 if none),
-                     // aux = 1 when the owner witness was overwritten by someone else
-  released = 7,      // release returned ok
-  release_fail = 8,  // release returned an error; value = error code value
-  crash = 9,         // controller: worker was SIGKILLed (worker = victim)
-  pause = 10,        // controller: worker SIGSTOPped
-  resume = 11,       // controller: worker SIGCONTed
-  read = 12,         // reader saw a version of an atomically written file; value = version,
-                     // aux = 1 when the content was partial or corrupt
-  write = 13,        // writer publishes a version (recorded just before); value = version
-  put = 14,          // producer commits a FileStore message (recorded just before); value = id
-  take = 15,         // consumer claimed a message; value = id, aux = 1 when partial or corrupt
-  stored = 16,       // controller, after the run: the message is in the store's cur/; value = id
+  invoke = 1,         // acquire called; value = wait in ns (-1 forever, 0 no wait)
+  ok = 2,             // acquire succeeded; value = fencing token or -1; witness_* = evidence
+  busy = 3,           // acquire refused without waiting
+  timeout = 4,        // acquire gave up at its deadline
+  fail = 5,           // acquire failed with an error; value = error code value
+  release = 6,        // leaving the critical section (release about to be called);
+                      // value = counter value read in the critical section (-1 if none),
+                      // aux = 1 when the owner witness was overwritten by someone else
+  released = 7,       // release returned ok
+  release_fail = 8,   // release returned an error; value = error code value
+  crash = 9,          // controller: worker was SIGKILLed (worker = victim)
+  pause = 10,         // controller: worker SIGSTOPped
+  resume = 11,        // controller: worker SIGCONTed
+  read = 12,          // reader saw a version of an atomically written file; value = version,
+                      // aux = 1 when the content was partial or corrupt
+  write = 13,         // writer publishes a version (recorded just before); value = version
+  put = 14,           // producer commits a FileStore message (recorded just before); value = id
+  take = 15,          // consumer claimed a message; value = id, aux = 1 when partial or corrupt
+  stored = 16,        // controller, after the run: the message is in the store's cur/; value = id
+  fenced_write = 17,  // a holder wrote to the fenced resource; value = its fencing token,
+                      // aux = the resource's sequence number of the write (1, 2, ... in the order
+                      // the resource saw them), positive when accepted, negative when rejected
+  fault = 18,         // controller: a server fault began; value = FaultKind, aux = server port
+  fault_end = 19,     // controller: that fault is over (server resumed / restarted); as fault
 };
+
+// What a fault / fault_end event's value means.
+enum class FaultKind : std::int64_t { redis_kill = 1, redis_restart = 2, redis_stop = 3 };
 
 enum class Mode : std::uint8_t { exclusive = 0, shared = 1 };
 
@@ -70,8 +78,11 @@ struct RunInfo {
   std::int64_t timeout_ns = -1;  // per-acquire wait (-1 forever)
   std::int64_t duration_ns = 0;
   std::uint64_t start_ns = 0;  // CLOCK_MONOTONIC at the start
-  std::string nemesis;         // "", "kill", "pause", "kill,pause"
+  std::string nemesis;         // "", "kill", "pause", "kill,pause", "redis-kill,redis-stop", ...
   bool counter = true;         // workers incremented a counter file inside the critical section
+  // The fenced-resource scenario: holders whose lease expired may overlap (that is what the
+  // fencing token is for); check_fenced_writes judges the run, exclusion only informs.
+  bool fenced = false;
 };
 
 // All events of one run, from one or more hosts. Events of each host are in time order;
