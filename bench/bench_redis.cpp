@@ -8,6 +8,8 @@
 //    sent every time, as a plain client would); BM_raw_evalsha sends it by EVALSHA instead.
 // 3. BM_lease_paired: (1) and (2) in alternating ABBA blocks, so that both see the same load
 //    (counters raw_us / locksmith_us / ratio).
+// (1) and (3) run twice: fence:1 is the default lease, fence:0 the lease with fence=0, whose
+// acquire is the raw loop's plain SET NX PX.
 #include <benchmark/benchmark.h>
 #include <hiredis.h>
 
@@ -83,8 +85,15 @@ std::string load_script(redisContext* c) {
   return sha;
 }
 
+LeaseOptions lease_options(bool fence) {
+  LeaseOptions o;
+  o.fence = fence;
+  return o;
+}
+
+// state.range(0): 1 = fenced (the default), 0 = fence=0 (plain SET NX PX acquire).
 void BM_lease_cycle(benchmark::State& state) {
-  RedisLease lease(options(), "bench:lease");
+  RedisLease lease(options(), "bench:lease", lease_options(state.range(0) != 0));
   for (auto _ : state) {
     if (!lease.try_lock() || lease.release()) {
       state.SkipWithError(("lease cycle failed: " + lease.last_error()).c_str());
@@ -92,7 +101,7 @@ void BM_lease_cycle(benchmark::State& state) {
     }
   }
 }
-BENCHMARK(BM_lease_cycle)->UseRealTime();
+BENCHMARK(BM_lease_cycle)->ArgName("fence")->Arg(1)->Arg(0)->UseRealTime();
 
 void raw_bench(benchmark::State& state, bool evalsha) {
   const Context c = raw_connect();
@@ -123,12 +132,12 @@ void BM_lease_paired(benchmark::State& state) {
     return;
   }
   const std::string sha = load_script(c.get());
-  RedisLease lease(options(), "bench:paired");
+  RedisLease lease(options(), "bench:paired", lease_options(state.range(0) != 0));
   const char* token = "0123456789abcdef0123456789abcdef";
   bench::run_paired(
       state, 50, [&] { return raw_cycle(c.get(), "bench:paired-raw", token, false, sha); },
       [&] { return lease.try_lock() && !lease.release(); });
 }
-BENCHMARK(BM_lease_paired)->UseManualTime();
+BENCHMARK(BM_lease_paired)->ArgName("fence")->Arg(1)->Arg(0)->UseManualTime();
 
 }  // namespace

@@ -274,6 +274,16 @@ std::error_code Connection::connect() {
 }
 
 Result Connection::run(int argc, const char** argv, const std::size_t* lens) {
+  // A connection the server closed while we were not using it (CLIENT KILL, timeout, restart)
+  // is reopened before the command rather than failing it: a command on a connection already
+  // known to be closed cannot have run. One non-blocking peek: EOF or an error means closed.
+  if (ctx_ && ctx_->reader->pos == ctx_->reader->len) {
+    char probe = 0;
+    const ssize_t n = ::recv(ctx_->fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      ctx_.reset();
+    }
+  }
   if (const auto ec = write_command(argc, argv, lens)) return Result(ec, last_error_);
   ReplyPtr reply;
   {

@@ -163,8 +163,11 @@ std::error_code RedisLease::failed(const Result& r) {
   return r.error();
 }
 
-std::error_code RedisLease::attempt(bool& got, long long& pttl) {
+std::error_code RedisLease::attempt(bool& got, long long& pttl, bool want_pttl) {
   const std::lock_guard lk(mu_);
+  if (!options_.fence && options_.index_key.empty() && retry_token_.empty()) {
+    return plain_attempt(got, pttl, want_pttl);
+  }
   const Result r = options_.index_key.empty()
                        ? conn_.eval(acquire_script(), {key_, fence_key_}, {token_, ttl_ms_})
                        : registered_attempt();
@@ -189,6 +192,28 @@ std::error_code RedisLease::attempt(bool& got, long long& pttl) {
   } else {
     pttl = v.elements[1].integer;
   }
+  return {};
+}
+
+// redis-py's acquire: SET NX PX, then (only when it did not take and the caller will wait) the
+// holder's PTTL. An attempt that follows one whose reply was lost goes by the script instead,
+// which recognises a key that already holds our token.
+std::error_code RedisLease::plain_attempt(bool& got, long long& pttl, bool want_pttl) {
+  const Result r = conn_.command({"SET", key_, token_, "NX", "PX", ttl_ms_});
+  if (!r) {
+    if (!conn_.connected()) {
+      retry_token_ = token_;
+      (void)conn_.eval(release_script(), {key_, channel_}, {token_});
+    }
+    return failed(r);
+  }
+  got = r.value().type == Reply::Type::status;
+  if (!got && !r.value().is_nil()) return unexpected(conn_, last_error_, "SET NX PX");
+  if (got || !want_pttl) return {};
+  const Result t = conn_.command({"PTTL", key_});
+  if (!t) return failed(t);
+  if (t.value().type != Reply::Type::integer) return unexpected(conn_, last_error_, "PTTL");
+  pttl = t.value().integer;
   return {};
 }
 
@@ -273,7 +298,7 @@ std::error_code RedisLease::acquire(LockMode mode, Clock::time_point deadline) n
       const auto start = Clock::now();
       bool got = false;
       long long pttl = -2;
-      if (const auto ec = attempt(got, pttl)) {
+      if (const auto ec = attempt(got, pttl, deadline > start)) {
         token_.clear();
         return ec;
       }

@@ -81,7 +81,7 @@ namespace {
 
 constexpr std::string_view kScheme = "redis://";
 constexpr std::string_view kOptions =
-    "ttl, timeout, fail_when_locked, refresh, db, connect_timeout, command_timeout";
+    "ttl, timeout, fail_when_locked, refresh, fence, db, connect_timeout, command_timeout";
 
 // The spec as messages show it: the password replaced by ***.
 std::string redacted(std::string_view spec) {
@@ -167,6 +167,8 @@ RedisSpec parse_redis_spec(std::string_view spec) {
       out.options.timeout = duration_option(spec, k, v);
     } else if (k == "fail_when_locked") {
       out.options.fail_when_locked = parse_flag(spec, k, v);
+    } else if (k == "fence") {
+      out.options.fence = parse_flag(spec, k, v);
     } else if (k == "refresh") {
       out.options.auto_refresh = parse_flag(spec, k, v);
     } else if (k == "db") {

@@ -118,18 +118,33 @@ TEST_F(RedisConnection, WrongTypeIsItsOwnError) {
 
 TEST_F(RedisConnection, ReconnectsAfterTheServerDropsTheConnection) {
   Connection c(server());
-  ASSERT_TRUE(c.command({"PING"}));
+  const Result id = c.command({"CLIENT", "ID"});
+  ASSERT_TRUE(id) << id.message();
   const Result killed = admin().command({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
   ASSERT_TRUE(killed) << killed.message();
   EXPECT_EQ(killed.value().integer, 1);
-  // The first command finds the connection closed (and must not die of SIGPIPE); the next one
-  // reconnects.
-  const Result first = c.command({"PING"});
-  EXPECT_FALSE(first);
+  // Closed while idle: the next command finds that out before sending and runs on a new
+  // connection (and nothing dies of SIGPIPE).
+  const Result r = c.command({"CLIENT", "ID"});
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_NE(r.value().integer, id.value().integer);
+  EXPECT_TRUE(c.connected());
+}
+
+TEST_F(RedisConnection, ServerGoneDuringACommandIsConnectionClosed) {
+  Connection c(server());
+  ASSERT_TRUE(c.command({"PING"}));
+  // SHUTDOWN exits without replying: the reply never comes, the connection ends.
+  const Result r = c.command({"SHUTDOWN", "NOSAVE"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), locksmith::redis::errc::connection_closed) << r.message();
+  EXPECT_NE(r.message().find(std::to_string(server().port)), std::string::npos) << r.message();
   EXPECT_FALSE(c.connected());
-  const Result r = c.command({"PING"});
-  EXPECT_TRUE(r) << r.message();
-  EXPECT_EQ(r.value().str, "PONG");
+  // The next command cannot connect, and says where it tried.
+  const Result again = c.command({"PING"});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), std::errc::connection_refused) << again.message();
+  EXPECT_NE(again.message().find(std::to_string(server().port)), std::string::npos);
 }
 
 TEST_F(RedisConnection, CommandTimeoutWhenTheServerHangs) {
@@ -548,10 +563,43 @@ TEST_F(RedisLeaseTest, FenceStrictlyIncreasesAcrossProcesses) {
 
 // --- Specs ---
 
+TEST_F(RedisLeaseTest, WithoutFenceAcquireIsPlainSetAndStillExcludes) {
+  LeaseOptions o;
+  o.ttl = 30s;
+  o.fence = false;
+  RedisLease a(server(), "res", o);
+  RedisLease b(server(), "res", o);
+  ASSERT_TRUE(a.try_lock()) << a.last_error();
+  EXPECT_FALSE(a.fence().has_value());
+  EXPECT_EQ(get("res"), a.token());
+  EXPECT_EQ(get("res:fence"), "(nil)");  // no INCR without fencing
+  EXPECT_GT(pttl("res"), 0);
+  EXPECT_FALSE(b.try_lock());
+  // A waiter is woken by the release (the waiting path needs the holder's PTTL).
+  std::error_code waited;
+  std::thread waiter([&] { waited = b.acquire(LockMode::exclusive, Clock::now() + 10s); });
+  // Release once the waiter is subscribed (bounded).
+  long long subscribers = 0;
+  for (const auto until = Clock::now() + 20s; Clock::now() < until;) {
+    const Result r = admin().command({"PUBSUB", "NUMSUB", "res:released"});
+    ASSERT_TRUE(r) << r.message();
+    subscribers = r.value().elements.at(1).integer;
+    if (subscribers > 0) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(subscribers, 1);
+  EXPECT_FALSE(a.release());
+  waiter.join();
+  EXPECT_FALSE(waited) << b.last_error();
+  EXPECT_EQ(get("res"), b.token());
+  EXPECT_FALSE(b.release());
+  EXPECT_EQ(get("res"), "(nil)");
+}
+
 TEST(RedisSpec, ParsesEverything) {
   const auto s = locksmith::redis::parse_redis_spec(
       "redis://alice:p%40ss@example.org:6380/jobs%2Fnightly?ttl=1.5s&timeout=250ms&"
-      "fail_when_locked=1&refresh=1&db=2&connect_timeout=1s&command_timeout=2s");
+      "fail_when_locked=1&refresh=1&fence=0&db=2&connect_timeout=1s&command_timeout=2s");
   EXPECT_EQ(s.server.host, "example.org");
   EXPECT_EQ(s.server.port, 6380);
   EXPECT_EQ(s.server.user, "alice");
@@ -564,11 +612,13 @@ TEST(RedisSpec, ParsesEverything) {
   EXPECT_EQ(s.options.timeout, std::optional<Clock::duration>(250ms));
   EXPECT_TRUE(s.options.fail_when_locked);
   EXPECT_TRUE(s.options.auto_refresh);
+  EXPECT_FALSE(s.options.fence);
 
   const auto d = locksmith::redis::parse_redis_spec("redis://localhost/k");
   EXPECT_EQ(d.server.port, 6379);
   EXPECT_EQ(d.options.ttl, 30s);
   EXPECT_FALSE(d.options.timeout.has_value());
+  EXPECT_TRUE(d.options.fence);
   EXPECT_TRUE(d.server.password.empty());
   const auto v6 = locksmith::redis::parse_redis_spec("redis://:pw@[::1]:7000/k/with/slashes");
   EXPECT_EQ(v6.server.host, "::1");

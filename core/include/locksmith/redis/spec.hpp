@@ -8,8 +8,9 @@
 //   timeout=DURATION       how long lock() waits (default forever)
 //   fail_when_locked=1     lock() does not wait
 //   refresh=1              background refresh every ttl/3 while held
-//   db=N                   SELECT N
-//   connect_timeout=DURATION, command_timeout=DURATION   (default 5s each)
+//   fence=0                no fencing number: acquire is a plain SET NX PX (see
+//   LeaseOptions::fence) db=N                   SELECT N connect_timeout=DURATION,
+//   command_timeout=DURATION   (default 5s each)
 // Messages never show the password.
 #pragma once
 
