@@ -183,16 +183,7 @@ void wakeup(benchmark::State& state, LinkWait wait) {
   }
   cv.notify_all();
   holder.join();
-  if (lat.empty()) return;
-  std::sort(lat.begin(), lat.end());
-  const auto pct = [&](double p) {
-    return lat[std::min(lat.size() - 1,
-                        static_cast<std::size_t>(p * static_cast<double>(lat.size())))];
-  };
-  state.counters["p50_us"] = pct(0.5);
-  state.counters["p90_us"] = pct(0.9);
-  state.counters["p99_us"] = pct(0.99);
-  state.counters["max_us"] = lat.back();
+  bench::report_percentiles(state, lat);
   state.SetLabel(bench::filesystem_name(bench::bench_dir()));
 }
 

@@ -8,14 +8,30 @@
 //    sent every time, as a plain client would); BM_raw_evalsha sends it by EVALSHA instead.
 // 3. BM_lease_paired: (1) and (2) in alternating ABBA blocks, so that both see the same load
 //    (counters raw_us / locksmith_us / ratio).
+// 4. BM_lease_handoff: a waiter thread with its own RedisLease (so its own connections, as another
+//    process would have) blocks in acquire() on a key the benchmark thread holds. Once /proc shows
+//    the waiter asleep in poll(2) on its release-channel subscription, the holder stamps the time
+//    and releases; latency = the waiter's steady_clock time when acquire() returns - the stamp.
+//    Counters p50_us / p90_us / p99_us / max_us; $LOCKSMITH_BENCH_HANDOFFS handoffs (default 500).
 // (1) and (3) run twice: fence:1 is the default lease, fence:0 the lease with fence=0, whose
 // acquire is the raw loop's plain SET NX PX.
 #include <benchmark/benchmark.h>
 #include <hiredis.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "bench_support.hpp"
 #include "locksmith/redis/lease.hpp"
@@ -23,6 +39,9 @@
 
 namespace {
 
+using namespace std::chrono_literals;
+using locksmith::Clock;
+using locksmith::LockMode;
 using locksmith::redis::ConnectOptions;
 using locksmith::redis::LeaseOptions;
 using locksmith::redis::RedisLease;
@@ -139,5 +158,100 @@ void BM_lease_paired(benchmark::State& state) {
       [&] { return lease.try_lock() && !lease.release(); });
 }
 BENCHMARK(BM_lease_paired)->ArgName("fence")->Arg(1)->Arg(0)->UseManualTime();
+
+int handoffs() {
+  const char* env = std::getenv("LOCKSMITH_BENCH_HANDOFFS");
+  const int n = env != nullptr ? std::atoi(env) : 0;
+  return n > 0 ? n : 500;
+}
+
+// Whether thread `tid` of this process sleeps in poll(2) with a timeout (a waiter on its
+// subscription; drain() polls with timeout 0): /proc/self/task/TID/syscall is
+// "NR ARG1 ARG2 ARG3 ...", and poll's third argument is its timeout.
+bool asleep_in_poll(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long nr = -1;
+  std::string fds, nfds, timeout;
+  if (!(in >> nr >> fds >> nfds >> timeout)) return false;
+  return nr == SYS_poll && timeout != "0x0";
+}
+
+void BM_lease_handoff(benchmark::State& state) {
+  LeaseOptions o;
+  o.backstop.reset();  // only the release notice wakes the waiter
+  RedisLease holder(options(), "bench:handoff", o);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  bool stop = false;
+  bool done = false;
+  std::string error;
+  Clock::time_point acquired_at;
+  std::atomic<pid_t> tid{0};
+  std::thread waiter([&] {
+    tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    RedisLease w(options(), "bench:handoff", o);
+    for (;;) {
+      {
+        std::unique_lock lk(mu);
+        cv.wait(lk, [&] { return go || stop; });
+        if (stop) return;
+        go = false;
+      }
+      const std::error_code ec = w.acquire(LockMode::exclusive, Clock::now() + 10s);
+      const auto t = Clock::now();
+      if (!ec) (void)w.release();
+      const std::lock_guard lk(mu);
+      acquired_at = t;
+      if (ec) error = "waiter: " + ec.message() + " " + w.last_error();
+      done = true;
+      cv.notify_all();
+    }
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  // One handoff; its latency in seconds, or an error message. The first one (the waiter connects
+  // and subscribes, and connect(2) waits in poll(2) too) is a warm-up.
+  const auto handoff = [&](double& latency) -> std::string {
+    if (!holder.try_lock()) return "holder: " + holder.last_error();
+    {
+      const std::lock_guard lk(mu);
+      go = true;
+      done = false;
+    }
+    cv.notify_all();
+    // Bounded: the waiter is asleep in poll(2) on its subscription within a few round trips.
+    const auto until = Clock::now() + 5s;
+    while (!asleep_in_poll(tid.load()) && Clock::now() < until) {
+      std::this_thread::yield();
+    }
+    const auto released_at = Clock::now();
+    (void)holder.release();
+    std::unique_lock lk(mu);
+    if (!cv.wait_for(lk, 15s, [&] { return done; })) return "waiter did not get the lock";
+    if (!error.empty()) return error;
+    latency = std::chrono::duration<double>(acquired_at - released_at).count();
+    return "";
+  };
+  std::vector<double> us;
+  double latency = 0;
+  std::string failed = handoff(latency);
+  for (auto _ : state) {
+    if (failed.empty()) failed = handoff(latency);
+    if (!failed.empty()) {
+      state.SkipWithError(failed.c_str());
+      break;
+    }
+    state.SetIterationTime(latency);
+    us.push_back(latency * 1e6);
+  }
+  {
+    const std::lock_guard lk(mu);
+    stop = true;
+  }
+  cv.notify_all();
+  waiter.join();
+  bench::report_percentiles(state, us);
+}
+BENCHMARK(BM_lease_handoff)->UseManualTime()->Iterations(handoffs());
 
 }  // namespace

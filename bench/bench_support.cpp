@@ -5,6 +5,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -87,6 +88,20 @@ std::string filesystem_name(const std::filesystem::path& p) {
 
 int raw_open(const std::filesystem::path& path) noexcept {
   return ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+}
+
+void report_percentiles(benchmark::State& state, std::vector<double>& us,
+                        const std::string& prefix) {
+  if (us.empty()) return;
+  std::sort(us.begin(), us.end());
+  const auto pct = [&](double p) {
+    return us[std::min(us.size() - 1,
+                       static_cast<std::size_t>(p * static_cast<double>(us.size())))];
+  };
+  state.counters[prefix + "p50_us"] = pct(0.50);
+  state.counters[prefix + "p90_us"] = pct(0.90);
+  state.counters[prefix + "p99_us"] = pct(0.99);
+  state.counters[prefix + "max_us"] = us.back();
 }
 
 }  // namespace locksmith::bench

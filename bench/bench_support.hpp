@@ -22,6 +22,10 @@ std::string filesystem_name(const std::filesystem::path& p);
 // Flags of the raw-C open in the benchmarks (what FileLock does, minus O_APPEND/O_NOCTTY).
 inline constexpr const char* kRawOpenFlagsText = "O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW";
 
+// Sorts `us` (latencies in µs) and sets the counters PREFIXp50_us, p90_us, p99_us and max_us.
+void report_percentiles(benchmark::State& state, std::vector<double>& us,
+                        const std::string& prefix = "");
+
 // open(path, O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, 0644); -1 with errno on failure.
 int raw_open(const std::filesystem::path& path) noexcept;
 

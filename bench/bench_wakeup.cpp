@@ -227,20 +227,6 @@ double handoff(benchmark::State& state, Holder& holder, Waiter& waiter) {
   return latency.count();
 }
 
-void report_percentiles(benchmark::State& state, std::vector<double>& us,
-                        const std::string& prefix) {
-  if (us.empty()) return;
-  std::sort(us.begin(), us.end());
-  const auto pct = [&](double p) {
-    return us[std::min(us.size() - 1,
-                       static_cast<std::size_t>(p * static_cast<double>(us.size())))];
-  };
-  state.counters[prefix + "p50_us"] = pct(0.50);
-  state.counters[prefix + "p90_us"] = pct(0.90);
-  state.counters[prefix + "p99_us"] = pct(0.99);
-  state.counters[prefix + "max_us"] = us.back();
-}
-
 using WaiterFactory = std::function<Waiter(const std::filesystem::path&)>;
 
 void run_handoffs(benchmark::State& state, Backend backend, const std::string& file,
@@ -256,7 +242,7 @@ void run_handoffs(benchmark::State& state, Backend backend, const std::string& f
     state.SetIterationTime(latency * 1e-6);
     us.push_back(latency);
   }
-  report_percentiles(state, us, "");
+  bench::report_percentiles(state, us, "");
 }
 
 // Raw and locksmith waiters alternate (ABBA) under one holder, so both see the same scheduling
@@ -281,8 +267,8 @@ void run_paired_handoffs(benchmark::State& state, Backend backend, const std::st
     ours_us.push_back(raw_first ? second : first);
     state.SetIterationTime((first + second) * 1e-6);
   }
-  report_percentiles(state, raw_us, "raw_");
-  report_percentiles(state, ours_us, "");
+  bench::report_percentiles(state, raw_us, "raw_");
+  bench::report_percentiles(state, ours_us, "");
 }
 
 // An fd-level waiter on its own open file description.

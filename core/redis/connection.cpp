@@ -344,13 +344,34 @@ Result Connection::eval(const Script& script, std::initializer_list<std::string_
   push(nkeys);
   for (const auto k : keys) push(k);
   for (const auto a : args) push(a);
-  Result r = run(static_cast<int>(n), argv.data(), lens.data());
+  return run_script(script, static_cast<int>(n), argv.data(), lens.data());
+}
+
+Result Connection::eval_list(const Script& script, const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args) {
+  const std::string nkeys = std::to_string(keys.size());
+  std::vector<const char*> argv{"EVALSHA", script.sha1().c_str(), nkeys.c_str()};
+  std::vector<std::size_t> lens{7, script.sha1().size(), nkeys.size()};
+  argv.reserve(3 + keys.size() + args.size());
+  lens.reserve(argv.capacity());
+  for (const auto* list : {&keys, &args}) {
+    for (const std::string& a : *list) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  return run_script(script, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+Result Connection::run_script(const Script& script, int argc, const char** argv,
+                              std::size_t* lens) {
+  Result r = run(argc, argv, lens);
   if (r.error() == errc::no_script) {
     argv[0] = "EVAL";
     lens[0] = 4;
     argv[1] = script.source().data();
     lens[1] = script.source().size();
-    r = run(static_cast<int>(n), argv.data(), lens.data());
+    r = run(argc, argv, lens);
   }
   return r;
 }

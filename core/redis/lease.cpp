@@ -224,8 +224,8 @@ Result RedisLease::registered_attempt() {
     args.push_back(field);
     args.push_back(value);
   }
-  return detail::eval_list(conn_, detail::registered_acquire_script(),
-                           {key_, fence_key_, key_ + ":info", options_.index_key}, args);
+  return conn_.eval_list(detail::registered_acquire_script(),
+                         {key_, fence_key_, key_ + ":info", options_.index_key}, args);
 }
 
 std::error_code RedisLease::subscribe(Clock::time_point deadline) {
@@ -358,11 +358,11 @@ std::error_code RedisLease::release() noexcept {
   if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
   try {
     const std::lock_guard lk(mu_);
-    const Result r = options_.index_key.empty()
-                         ? conn_.eval(release_script(), {key_, channel_}, {token})
-                         : detail::eval_list(conn_, detail::registered_release_script(),
-                                             {key_, channel_, key_ + ":info", options_.index_key},
-                                             {token, key_});
+    const Result r =
+        options_.index_key.empty()
+            ? conn_.eval(release_script(), {key_, channel_}, {token})
+            : conn_.eval_list(detail::registered_release_script(),
+                              {key_, channel_, key_ + ":info", options_.index_key}, {token, key_});
     if (!r) return failed(r);
     if (r.value().type != Reply::Type::integer) {
       return unexpected(conn_, last_error_, "the release script");

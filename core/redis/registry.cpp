@@ -69,24 +69,6 @@ return 1
   return s;
 }
 
-Result eval_list(Connection& c, const Script& script, const std::vector<std::string>& keys,
-                 const std::vector<std::string>& args) {
-  std::vector<std::string> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.push_back(script.sha1());
-  argv.push_back(std::to_string(keys.size()));
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  Result r = c.command(argv);
-  if (r.error() == errc::no_script) {
-    argv[0] = "EVAL";
-    argv[1] = script.source();
-    r = c.command(argv);
-  }
-  return r;
-}
-
 }  // namespace detail
 
 namespace {
@@ -230,7 +212,7 @@ std::unique_ptr<RedisLease> LeaseRegistry::open(std::string_view name, std::stri
 std::error_code LeaseRegistry::read(const std::vector<std::string>& keys,
                                     std::vector<LeaseRecord>& out) {
   out.clear();
-  const Result r = detail::eval_list(conn_, read_script(), {index_}, keys);
+  const Result r = conn_.eval_list(read_script(), {index_}, keys);
   if (!r) {
     last_error_ = r.message();
     return r.error();
@@ -297,8 +279,8 @@ std::error_code LeaseRegistry::release(std::string_view name, std::string_view t
   if (const auto ec = check_name(name)) return ec;
   const std::string k = key(name);
   const Result r =
-      detail::eval_list(conn_, detail::registered_release_script(),
-                        {k, k + ":released", k + ":info", index_}, {std::string(token), k});
+      conn_.eval_list(detail::registered_release_script(),
+                      {k, k + ":released", k + ":info", index_}, {std::string(token), k});
   if (!r) {
     last_error_ = r.message();
     return r.error();
@@ -328,8 +310,8 @@ std::error_code LeaseRegistry::owner_script(std::string_view what, std::string_v
     return std::make_error_code(std::errc::invalid_argument);
   }
   const Result r =
-      detail::eval_list(conn_, ttl_script(), {key(name)},
-                        {std::string(token), std::to_string(ms.count()), replace ? "1" : "0"});
+      conn_.eval_list(ttl_script(), {key(name)},
+                      {std::string(token), std::to_string(ms.count()), replace ? "1" : "0"});
   if (!r) {
     last_error_ = r.message();
     return r.error();
@@ -366,8 +348,8 @@ std::error_code LeaseRegistry::force_release(std::string_view name, bool* existe
   if (existed != nullptr) *existed = false;
   if (const auto ec = check_name(name)) return ec;
   const std::string k = key(name);
-  const Result r = detail::eval_list(conn_, force_release_script(),
-                                     {k, k + ":released", k + ":info", index_}, {k});
+  const Result r =
+      conn_.eval_list(force_release_script(), {k, k + ":released", k + ":info", index_}, {k});
   if (!r) {
     last_error_ = r.message();
     return r.error();

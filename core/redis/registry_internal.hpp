@@ -1,5 +1,5 @@
 // Internal to locksmith::redis: the scripts a registered RedisLease shares with LeaseRegistry
-// (registry.cpp), and EVAL with argument lists of any length.
+// (registry.cpp).
 #pragma once
 
 #include <string>
@@ -20,9 +20,5 @@ const Script& registered_acquire_script();
 // KEYS: key, channel, info key, index key. ARGV: token, key.
 // Returns 1 released, 0 the key does not exist, -1 the key holds another token.
 const Script& registered_release_script();
-
-// EVALSHA, then EVAL when the server answers NOSCRIPT.
-Result eval_list(Connection& c, const Script& script, const std::vector<std::string>& keys,
-                 const std::vector<std::string>& args);
 
 }  // namespace locksmith::redis::detail

@@ -121,6 +121,9 @@ class Connection {
   // Runs `script` with `keys` and `args` (EVALSHA, EVAL on NOSCRIPT).
   Result eval(const Script& script, std::initializer_list<std::string_view> keys,
               std::initializer_list<std::string_view> args);
+  // The same for argument lists of any length (a registry record's fields, say).
+  Result eval_list(const Script& script, const std::vector<std::string>& keys,
+                   const std::vector<std::string>& args);
 
   // Pub/sub support for a connection that has subscribed: sends without reading the reply.
   std::error_code send(std::initializer_list<std::string_view> args);
@@ -139,6 +142,8 @@ class Connection {
     void operator()(redisContext* c) const noexcept;
   };
   Result run(int argc, const char** argv, const std::size_t* lens);
+  // run() of EVALSHA argv; on NOSCRIPT, again as EVAL with the script's source.
+  Result run_script(const Script& script, int argc, const char** argv, std::size_t* lens);
   std::error_code write_command(int argc, const char** argv, const std::size_t* lens);
   std::error_code read_reply(void*& out);  // one reply (a redisReply*), connected
   Result fail(std::error_code ec, std::string message);
