@@ -12,10 +12,11 @@
 namespace locksmith::redis {
 namespace {
 
-// SET NX PX and, when it took, INCR of the fence key, in one script. A key that already holds
-// our token is ours too: an earlier attempt whose reply was lost (see acquire()). A failing INCR
-// (a fence key of another type) undoes the SET, so an error never leaves the key set.
-// Returns {1, fence} or {0, pttl of the holder's key}.
+// SET NX PX and, when it took, INCR of the fence key, in one script (a fence key that INCR creates
+// starts from the server's clock instead, so that fences keep increasing across a data loss). A key
+// that already holds our token is ours too: an earlier attempt whose reply was lost (see
+// acquire()). A failing INCR (a fence key of another type) undoes the SET, so an error never leaves
+// the key set. Returns {1, fence} or {0, pttl of the holder's key}.
 const Script& acquire_script() {
   static const Script s(R"lua(
 local took = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
@@ -27,6 +28,14 @@ if took then
   if type(fence) == 'table' and fence.err then
     redis.call('del', KEYS[1])
     return fence
+  end
+  if fence == 1 then
+    -- A new fence key: the first acquisition ever, or a server that lost its data (a restart
+    -- without persistence, FLUSHALL). Go on from the server's clock in microseconds, which is past
+    -- every fence handed out before (an acquisition takes far more than a microsecond).
+    local now = redis.call('time')
+    fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    redis.call('set', KEYS[2], string.format('%d', fence))
   end
   return {1, fence}
 end

@@ -27,6 +27,14 @@ if type(fence) == 'table' and fence.err then
   redis.call('del', KEYS[1])
   return fence
 end
+if fence == 1 then
+  -- A new fence key: the first acquisition ever, or a server that lost its data (a restart
+  -- without persistence, FLUSHALL). Go on from the server's clock in microseconds, which is past
+  -- every fence handed out before (an acquisition takes far more than a microsecond).
+  local now = redis.call('time')
+  fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('set', KEYS[2], string.format('%d', fence))
+end
 local fields = {}
 for i = 4, #ARGV do
   fields[#fields + 1] = ARGV[i]

@@ -557,8 +557,36 @@ TEST_F(RedisLeaseTest, FenceStrictlyIncreasesAcrossProcesses) {
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
   }
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kProcs * kRounds));  // no fence twice
-  EXPECT_EQ(*all.rbegin(), static_cast<std::uint64_t>(kProcs * kRounds));
-  EXPECT_EQ(get("res:fence"), std::to_string(kProcs * kRounds));
+  ASSERT_FALSE(all.empty());
+  // Consecutive from the first (which the server's clock chose), none skipped.
+  EXPECT_EQ(*all.rbegin() - *all.begin(), static_cast<std::uint64_t>(kProcs * kRounds - 1));
+  EXPECT_EQ(get("res:fence"), std::to_string(*all.rbegin()));
+}
+
+// A server that loses its data (here FLUSHALL; a restart without persistence does the same)
+// forgets the fence counter too; the next fence still exceeds every earlier one, because a new
+// counter starts from the server's clock in microseconds.
+TEST_F(RedisLeaseTest, FenceKeepsIncreasingAfterTheServerLosesItsData) {
+  RedisLease lease(server(), "res");
+  ASSERT_TRUE(lease.try_lock()) << lease.last_error();
+  const std::uint64_t first = lease.fence().value_or(0);
+  const Result now = admin().command({"TIME"});
+  ASSERT_TRUE(now) << now.message();
+  const std::uint64_t server_us = std::stoull(now.value().elements.at(0).str) * 1000000 +
+                                  std::stoull(now.value().elements.at(1).str);
+  EXPECT_LE(first, server_us);
+  EXPECT_GT(first, server_us - 60'000'000);  // taken within the last minute of server time
+  ASSERT_FALSE(lease.release());
+  ASSERT_TRUE(lease.try_lock());
+  const std::uint64_t second = lease.fence().value_or(0);
+  EXPECT_EQ(second, first + 1);
+  ASSERT_FALSE(lease.release());
+  ASSERT_TRUE(admin().command({"FLUSHALL"}));
+  EXPECT_EQ(get("res:fence"), "(nil)");
+  ASSERT_TRUE(lease.try_lock());
+  EXPECT_GT(lease.fence().value_or(0), second);
+  EXPECT_EQ(get("res:fence"), std::to_string(lease.fence().value_or(0)));
+  EXPECT_FALSE(lease.release());
 }
 
 // --- Specs ---

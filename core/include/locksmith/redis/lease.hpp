@@ -19,7 +19,10 @@
 //    ttl - drift (drift = 2 ms + 1% of ttl, as Redlock), moved on by extend/reacquire/refresh.
 //    Use fence() with the protected resource to reject writes from a holder that lost the lease.
 //  - Fence: every acquisition gets INCR <key>:fence, atomically with the SET, so fences strictly
-//    increase across all RedisLease acquirers of the key (redis-py acquirers take none).
+//    increase across all RedisLease acquirers of the key (redis-py acquirers take none). A fence
+//    key that INCR creates (the first acquisition, or a server that lost its data: a restart
+//    without persistence, FLUSHALL) is set to the server's clock in microseconds instead, so fences
+//    keep increasing across such a loss as long as the server's clock does not step back.
 //  - release() of a lease that expired and was taken by someone else returns errc::lock_lost and
 //    leaves the other owner's key alone. force_release() deletes the key whoever holds it.
 //  - auto_refresh: a thread resets the PTTL to ttl every ttl/3 while held; when the key no longer
