@@ -76,5 +76,27 @@ TEST_F(RedisStress, KilledHoldersLeaseExpiresAndOthersGoOn) {
   EXPECT_GT(crashes, 0);
 }
 
+// portalocker 4.x's shared mode under the engine: half the acquisitions shared, on one channel.
+// Writers exclude everyone, readers share (and are seen to overlap at least once).
+TEST_F(RedisStress, PubSubSharedAndExclusiveMix) {
+  StressOptions o;
+  o.spec = "redis+pubsub://" + server_->host() + ":" + std::to_string(server_->port()) + "/mix";
+  o.workers = 4;
+  o.duration = std::chrono::milliseconds(2000);
+  o.hold = std::chrono::microseconds(1000);
+  o.shared_ratio = 0.5;
+  o.acquire_timeout = std::chrono::milliseconds(10000);
+  o.worker_exe = LOCKSMITH_BINARY;
+  const harness::StressResult r = harness::run_stress(o);
+  for (const auto& c : r.checks) {
+    EXPECT_NE(c.verdict, Verdict::fail) << c.name << ": " << c.summary;
+  }
+  const CheckResult* modes = find_check(r, "shared-exclusive");
+  ASSERT_NE(modes, nullptr);
+  EXPECT_GT(modes->metrics.at("shared_sections"), 0);
+  EXPECT_GT(modes->metrics.at("exclusive_sections"), 0);
+  EXPECT_GT(modes->metrics.at("reader_overlaps"), 0) << modes->summary;
+}
+
 }  // namespace
 }  // namespace locksmith::redis::testing
