@@ -905,10 +905,18 @@ CheckResult atomic_visibility_impl(const History&, const Analysis& a) {
   return r;
 }
 
-// Tokens of exclusive grants strictly increase in grant order on each host (a correct
-// exclusive lock orders its grants: the earlier holder recorded ok before it released, the
-// later after it acquired). Shared grants, and grants of a semaphore, may be concurrent and so
-// are not ordered; for them, and across hosts, only a repeated token is provable.
+// Tokens of exclusive grants strictly increase in grant order on each host. For a lock that
+// excludes, grant order is ok order: the earlier holder recorded ok before it released, the later
+// after it acquired. A lease can expire under its holder, so there a grant (somewhere between the
+// acquire call and the ok event) is provably later than another only when its acquire was called
+// after the other's ok: a holder stopped between its grant and its ok event can outlive its lease
+// and record its ok after a later, larger grant's. Shared grants, and grants of a semaphore, may
+// be concurrent and so are not ordered; for them, and across hosts, only a repeated token is
+// provable.
+bool expiring_kind(const std::string& kind) {
+  return kind == "redis" || kind == "redlock" || kind == "fenced" || kind == "broken-fenced";
+}
+
 CheckResult fencing_impl(const History& h, const Analysis& a) {
   CheckResult r;
   r.name = "fencing";
@@ -924,43 +932,52 @@ CheckResult fencing_impl(const History& h, const Analysis& a) {
     return r;
   }
   const bool ordered = h.info.max_holders <= 1;
+  const bool expiring = expiring_kind(h.info.kind);
+  // The time after which x's grant happened, and whether p's grant provably precedes x's.
+  const auto granted_after = [&](const Interval& x) { return expiring ? x.invoke_ns : x.start_ns; };
+  const auto before = [&](const Interval& p, const Interval& x) {
+    return ordered && p.host == x.host && p.start_ns < granted_after(x);
+  };
   std::uint64_t regressions = 0;
   if (ordered) {
-    std::size_t k = 0;
-    while (k < tokens.size()) {
-      const std::uint8_t host = a.iv[tokens[k]].host;
-      std::int64_t best = -1;  // largest token granted strictly earlier on this host
-      std::uint32_t best_i = 0;
-      while (k < tokens.size() && a.iv[tokens[k]].host == host) {
-        std::size_t end = k;  // grants with the same start time are not ordered
-        while (end < tokens.size() && a.iv[tokens[end]].host == host &&
-               a.iv[tokens[end]].start_ns == a.iv[tokens[k]].start_ns) {
-          ++end;
-        }
-        for (std::size_t j = k; j < end; ++j) {
-          const Interval& x = a.iv[tokens[j]];
-          if (best < 0 || x.fence > best) continue;
-          ++regressions;
-          const Interval& p = a.iv[best_i];
-          Violation v;
-          v.workers = {x.worker};
-          if (p.worker != x.worker) v.workers.push_back(p.worker);
-          v.from_ns = p.start_ns;
-          v.to_ns = x.start_ns;
-          v.what = who(x) + " was granted token " + std::to_string(x.fence) + " at " +
-                   a.at(host, x.start_ns) + " on host " + std::to_string(host) + ", after " +
-                   who(p) + " had been granted token " + std::to_string(p.fence) + " at " +
-                   a.at(host, p.start_ns);
-          add_violation(r, std::move(v));
-        }
-        for (std::size_t j = k; j < end; ++j) {
-          if (a.iv[tokens[j]].fence > best) {
-            best = a.iv[tokens[j]].fence;
-            best_i = tokens[j];
-          }
-        }
-        k = end;
+    std::vector<std::uint32_t> by_grant = tokens;  // (host, granted_after)
+    std::stable_sort(by_grant.begin(), by_grant.end(), [&](std::uint32_t x, std::uint32_t y) {
+      const Interval& p = a.iv[x];
+      const Interval& q = a.iv[y];
+      return p.host != q.host ? p.host < q.host : granted_after(p) < granted_after(q);
+    });
+    std::size_t next = 0;      // into tokens: grants provably before the current one
+    std::int64_t best = -1;    // the largest of their tokens
+    std::uint32_t best_i = 0;  // and its interval
+    std::uint8_t host = 0;
+    for (const std::uint32_t xi : by_grant) {
+      const Interval& x = a.iv[xi];
+      if (x.host != host) {
+        host = x.host;
+        best = -1;
       }
+      for (; next < tokens.size(); ++next) {
+        const Interval& p = a.iv[tokens[next]];
+        if (p.host > host || (p.host == host && p.start_ns >= granted_after(x))) break;
+        if (p.host == host && p.fence > best) {
+          best = p.fence;
+          best_i = tokens[next];
+        }
+      }
+      if (best < 0 || x.fence > best) continue;
+      ++regressions;
+      const Interval& p = a.iv[best_i];
+      Violation v;
+      v.workers = {x.worker};
+      if (p.worker != x.worker) v.workers.push_back(p.worker);
+      v.from_ns = p.start_ns;
+      v.to_ns = x.start_ns;
+      v.what = who(x) + " was granted token " + std::to_string(x.fence) + " at " +
+               a.at(host, x.start_ns) + " on host " + std::to_string(host) +
+               (expiring ? " (asked at " + a.at(host, x.invoke_ns) + ")" : std::string()) +
+               ", after " + who(p) + " had been granted token " + std::to_string(p.fence) + " at " +
+               a.at(host, p.start_ns);
+      add_violation(r, std::move(v));
     }
   }
   // Repeated tokens the ordering rule above did not already cover.
@@ -972,7 +989,7 @@ CheckResult fencing_impl(const History& h, const Analysis& a) {
     const Interval& p = a.iv[by_token[k - 1]];
     const Interval& x = a.iv[by_token[k]];
     if (p.fence != x.fence) continue;
-    if (ordered && p.host == x.host && p.start_ns != x.start_ns) continue;
+    if (before(p, x) || before(x, p)) continue;  // counted as a regression above
     ++repeats;
     Violation v;
     v.workers = {p.worker};

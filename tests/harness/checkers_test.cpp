@@ -724,6 +724,38 @@ TEST(Fencing, RegressionOrRepeatFails) {
   EXPECT_EQ(check_fencing(rep.build()).violation_count, 1u);
 }
 
+// A lease can expire under a holder stopped between its grant and its ok event: its ok may then
+// come after a later, larger grant's. For leases only a grant asked for after another's ok is
+// provably later.
+TEST(Fencing, LeasesAreOrderedFromTheAcquireCall) {
+  const auto late_ok = [](const char* kind) {
+    Builder b;
+    b.run().kind = kind;
+    // Worker 1 asks at 5 and is granted 4, but records ok only at 30; worker 2 asks at 10, is
+    // granted 5 (worker 1's lease expired) and records ok at 12.
+    b.cs(2, 0, 10, 12, 20, Mode::exclusive, 0, -1, 5)
+        .cs(1, 0, 5, 30, 40, Mode::exclusive, 0, -1, 4);
+    return check_fencing(b.build());
+  };
+  EXPECT_EQ(late_ok("redis").verdict, Verdict::pass) << late_ok("redis").summary;
+  EXPECT_EQ(late_ok("fenced").verdict, Verdict::pass);
+  EXPECT_EQ(late_ok("flock").verdict, Verdict::fail);  // a lock that excludes orders by ok
+
+  // Asked for after the other's ok and still granted a smaller token: a regression for leases too.
+  Builder b;
+  b.run().kind = "redis";
+  b.cs(2, 0, 10, 12, 20, Mode::exclusive, 0, -1, 5).cs(1, 0, 13, 30, 40, Mode::exclusive, 0, -1, 4);
+  const CheckResult r = check_fencing(b.build());
+  ASSERT_EQ(r.violation_count, 1u) << r.summary;
+  EXPECT_TRUE(mentions(r.violations.at(0), "asked at")) << r.violations.at(0).what;
+  // And a repeated token is caught either way.
+  Builder rep;
+  rep.run().kind = "redis";
+  rep.cs(2, 0, 10, 12, 20, Mode::exclusive, 0, -1, 5)
+      .cs(1, 0, 5, 30, 40, Mode::exclusive, 0, -1, 5);
+  EXPECT_EQ(check_fencing(rep.build()).violation_count, 1u);
+}
+
 TEST(Fencing, HostsAreNotOrderedButRepeatsAcrossHostsAreCaught) {
   Builder b;
   b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 8).cs(2, 0, 0, 30, 40, Mode::exclusive, 1, -1, 2);
