@@ -10,37 +10,51 @@
 #include <utility>
 
 namespace locksmith::redis {
-namespace {
+namespace detail {
 
-// SET NX PX and, when it took, INCR of the fence key, in one script (a fence key that INCR creates
-// starts from the server's clock instead, so that fences keep increasing across a data loss). A key
-// that already holds our token is ours too: an earlier attempt whose reply was lost (see
-// acquire()). A failing INCR (a fence key of another type) undoes the SET, so an error never leaves
-// the key set. Returns {1, fence} or {0, pttl of the holder's key}.
-const Script& acquire_script() {
-  static const Script s(R"lua(
+const char* const kTakeWithFenceLua = R"lua(
 local took = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 if not took and redis.call('get', KEYS[1]) == ARGV[1] then
   took = redis.call('pexpire', KEYS[1], ARGV[2])
 end
-if took then
-  local fence = redis.pcall('incr', KEYS[2])
-  if type(fence) == 'table' and fence.err then
-    redis.call('del', KEYS[1])
-    return fence
-  end
-  if fence == 1 then
-    -- A new fence key: the first acquisition ever, or a server that lost its data (a restart
-    -- without persistence, FLUSHALL). Go on from the server's clock in microseconds, which is past
-    -- every fence handed out before (an acquisition takes far more than a microsecond).
-    local now = redis.call('time')
-    fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-    redis.call('set', KEYS[2], string.format('%d', fence))
-  end
-  return {1, fence}
+if not took then
+  return {0, redis.call('pttl', KEYS[1])}
 end
-return {0, redis.call('pttl', KEYS[1])}
+local fence = redis.pcall('incr', KEYS[2])
+if type(fence) == 'table' and fence.err then
+  redis.call('del', KEYS[1])
+  return fence
+end
+if fence == 1 then
+  -- A new fence key: the first acquisition ever, or a server that lost its data (a restart
+  -- without persistence, FLUSHALL). Go on from the server's clock in microseconds, which is past
+  -- every fence handed out before (an acquisition takes far more than a microsecond).
+  local now = redis.call('time')
+  fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('set', KEYS[2], string.format('%d', fence))
+end
+)lua";
+
+const Script& force_release_script() {
+  static const Script s(R"lua(
+local n = redis.call('del', KEYS[1])
+if #KEYS >= 4 then
+  redis.pcall('del', KEYS[3])
+  redis.pcall('srem', KEYS[4], ARGV[1])
+end
+redis.pcall('publish', KEYS[2], '')
+return n
 )lua");
+  return s;
+}
+
+}  // namespace detail
+
+namespace {
+
+// detail::kTakeWithFenceLua, then {1, fence}.
+const Script& acquire_script() {
+  static const Script s(std::string(detail::kTakeWithFenceLua) + "return {1, fence}\n");
   return s;
 }
 
@@ -103,15 +117,6 @@ if redis.call('get', KEYS[1]) ~= ARGV[1] then
   return -3
 end
 return redis.call('pttl', KEYS[1])
-)lua");
-  return s;
-}
-
-const Script& force_release_script() {
-  static const Script s(R"lua(
-local n = redis.call('del', KEYS[1])
-redis.pcall('publish', KEYS[2], '')
-return n
 )lua");
   return s;
 }
@@ -490,7 +495,10 @@ std::error_code RedisLease::force_release() noexcept {
   set_valid_until(Clock::time_point{});
   try {
     const std::lock_guard lk(mu_);
-    const Result r = conn_.eval(force_release_script(), {key_, channel_}, {});
+    const Result r = options_.index_key.empty()
+                         ? conn_.eval(detail::force_release_script(), {key_, channel_}, {})
+                         : conn_.eval(detail::force_release_script(),
+                                      {key_, channel_, key_ + ":info", options_.index_key}, {key_});
     if (!r) return failed(r);
     return {};
   } catch (const std::bad_alloc&) {

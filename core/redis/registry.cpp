@@ -14,27 +14,7 @@ namespace locksmith::redis {
 namespace detail {
 
 const Script& registered_acquire_script() {
-  static const Script s(R"lua(
-local took = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-if not took and redis.call('get', KEYS[1]) == ARGV[1] then
-  took = redis.call('pexpire', KEYS[1], ARGV[2])
-end
-if not took then
-  return {0, redis.call('pttl', KEYS[1])}
-end
-local fence = redis.pcall('incr', KEYS[2])
-if type(fence) == 'table' and fence.err then
-  redis.call('del', KEYS[1])
-  return fence
-end
-if fence == 1 then
-  -- A new fence key: the first acquisition ever, or a server that lost its data (a restart
-  -- without persistence, FLUSHALL). Go on from the server's clock in microseconds, which is past
-  -- every fence handed out before (an acquisition takes far more than a microsecond).
-  local now = redis.call('time')
-  fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  redis.call('set', KEYS[2], string.format('%d', fence))
-end
+  static const Script s(std::string(kTakeWithFenceLua) + R"lua(
 local fields = {}
 for i = 4, #ARGV do
   fields[#fields + 1] = ARGV[i]
@@ -141,18 +121,6 @@ if ARGV[3] == '0' then
 end
 redis.call('pexpire', KEYS[1], ttl)
 return 1
-)lua");
-  return s;
-}
-
-// KEYS: key, channel, info, index; ARGV: key. Returns how many keys were deleted (0 or 1).
-const Script& force_release_script() {
-  static const Script s(R"lua(
-local n = redis.call('del', KEYS[1])
-redis.pcall('del', KEYS[3])
-redis.pcall('srem', KEYS[4], ARGV[1])
-redis.pcall('publish', KEYS[2], '')
-return n
 )lua");
   return s;
 }
@@ -356,8 +324,8 @@ std::error_code LeaseRegistry::force_release(std::string_view name, bool* existe
   if (existed != nullptr) *existed = false;
   if (const auto ec = check_name(name)) return ec;
   const std::string k = key(name);
-  const Result r =
-      conn_.eval_list(force_release_script(), {k, k + ":released", k + ":info", index_}, {k});
+  const Result r = conn_.eval_list(detail::force_release_script(),
+                                   {k, k + ":released", k + ":info", index_}, {k});
   if (!r) {
     last_error_ = r.message();
     return r.error();

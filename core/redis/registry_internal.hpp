@@ -1,4 +1,4 @@
-// Internal to locksmith::redis: the scripts a registered RedisLease shares with LeaseRegistry
+// Internal to locksmith::redis: the scripts RedisLease shares with LeaseRegistry
 // (registry.cpp).
 #pragma once
 
@@ -8,6 +8,19 @@
 #include "locksmith/redis/connection.hpp"
 
 namespace locksmith::redis::detail {
+
+// The start of both acquire scripts (KEYS: key, fence key; ARGV: token, ttl ms): SET NX PX (a key
+// that already holds our token is ours too: an earlier attempt whose reply was lost), returning
+// {0, pttl of the holder's key} when it did not take; then INCR of the fence key into `fence` (a
+// failing INCR, on a fence key of another type, undoes the SET and returns the error, so an error
+// never leaves the key set). A fence key that INCR creates starts from the server's clock in
+// microseconds instead, so fences keep increasing across a data loss.
+extern const char* const kTakeWithFenceLua;
+
+// Deletes the key whoever holds it and publishes on the channel; with four KEYS (a registered
+// lease) also deletes the record and removes ARGV[1] from the index.
+// KEYS: key, channel[, info key, index key]. Returns how many keys were deleted (0 or 1).
+const Script& force_release_script();
 
 // The acquire script of a registered lease: the plain acquire script, plus, on success only,
 // DEL <info>, HSET <info> FIELDS.. fence F token_sha1 SHA1(token), SADD <index> <key>.

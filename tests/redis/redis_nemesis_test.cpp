@@ -81,6 +81,8 @@ TEST(FencedWritesChecker, JudgesTheResourceOrderNotTheClock) {
 
 class RedisNemesis : public RedisTest {
  protected:
+  // Runs `spec` with the redis-restart nemesis every 0.5 s, then kills the server it restarted.
+  void run_with_restarts(const std::string& spec, harness::StressResult& r);
   std::string where() const { return server_->host() + ":" + std::to_string(server_->port()); }
   StressOptions options(const std::string& spec) const {
     StressOptions o;
@@ -206,16 +208,12 @@ void kill_restarted(const ConnectOptions& server) {
   ::waitpid(pid, &status, 0);
 }
 
-// Without persistence a restart loses the lease and its fence counter. The lease can then be
-// granted twice (an exclusion failure is a true finding, not asserted either way: it needs a
-// holder inside at the restart), but the fences go on increasing: a fence key that INCR creates
-// starts from the server's clock, past every fence handed out before.
-TEST_F(RedisNemesis, RestartWithoutPersistenceKeepsFencesIncreasing) {
-  StressOptions o = options("redis://" + where() + "/restarted?ttl=2s");
+// The restarted server is a child of this process, not the fixture's server.
+void RedisNemesis::run_with_restarts(const std::string& spec, StressResult& r) {
+  StressOptions o = options(spec);
   o.hold = std::chrono::microseconds(2000);
   o.nemesis_redis_restart = true;
   o.nemesis_interval = std::chrono::milliseconds(500);
-  StressResult r;
   try {
     r = harness::run_stress(o);
   } catch (const std::exception& e) {
@@ -223,6 +221,15 @@ TEST_F(RedisNemesis, RestartWithoutPersistenceKeepsFencesIncreasing) {
     FAIL() << e.what();
   }
   kill_restarted(server());
+}
+
+// Without persistence a restart loses the lease and its fence counter. The lease can then be
+// granted twice (an exclusion failure is a true finding, not asserted either way: it needs a
+// holder inside at the restart), but the fences go on increasing: a fence key that INCR creates
+// starts from the server's clock, past every fence handed out before.
+TEST_F(RedisNemesis, RestartWithoutPersistenceKeepsFencesIncreasing) {
+  StressResult r;
+  ASSERT_NO_FATAL_FAILURE(run_with_restarts("redis://" + where() + "/restarted?ttl=2s", r));
   EXPECT_EQ(r.history.info.nemesis, "redis-restart");
   EXPECT_GT(count(r, EventType::fault_end), 0u);  // restarted and answering again
   EXPECT_GT(count(r, EventType::ok), 10u);
@@ -235,18 +242,9 @@ TEST_F(RedisNemesis, RestartWithoutPersistenceKeepsFencesIncreasing) {
 // The same restarts against a fenced resource: whatever the lost lease let happen, no write with
 // an older fence is accepted after a newer one.
 TEST_F(RedisNemesis, FencedResourceStaysSafeAcrossRestarts) {
-  StressOptions o = options("fenced:redis://" + where() + "/restarted-fenced?ttl=2s");
-  o.hold = std::chrono::microseconds(2000);
-  o.nemesis_redis_restart = true;
-  o.nemesis_interval = std::chrono::milliseconds(500);
   StressResult r;
-  try {
-    r = harness::run_stress(o);
-  } catch (const std::exception& e) {
-    kill_restarted(server());
-    FAIL() << e.what();
-  }
-  kill_restarted(server());
+  ASSERT_NO_FATAL_FAILURE(
+      run_with_restarts("fenced:redis://" + where() + "/restarted-fenced?ttl=2s", r));
   EXPECT_GT(count(r, EventType::fault_end), 0u);
   const CheckResult* writes = find_check(r, "fenced-writes");
   ASSERT_NE(writes, nullptr) << all_checks(r);

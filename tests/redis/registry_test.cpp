@@ -180,6 +180,18 @@ TEST_F(RedisRegistry, ForceReleaseDeletesWhoeverHoldsIt) {
   EXPECT_FALSE(existed);
 }
 
+// RedisLease::force_release() of a registered lease removes its record too (the same script).
+TEST_F(RedisRegistry, LeaseForceReleaseRemovesTheRecord) {
+  auto lease = registry().open("job", "alice", ttl(30s));
+  ASSERT_FALSE(lease->acquire(LockMode::exclusive, kNow));
+  ASSERT_TRUE(exists(std::string(kKey) + ":info"));
+  ASSERT_FALSE(lease->force_release()) << lease->last_error();
+  EXPECT_FALSE(exists(kKey));
+  EXPECT_FALSE(exists(std::string(kKey) + ":info"));
+  EXPECT_FALSE(indexed(kKey));
+  EXPECT_TRUE(list().empty());
+}
+
 TEST_F(RedisRegistry, ExpiredLeaseIsPruned) {
   auto lease = registry().open("job", "alice", ttl(50ms));
   ASSERT_FALSE(lease->acquire(LockMode::exclusive, kNow));

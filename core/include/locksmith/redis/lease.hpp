@@ -109,7 +109,7 @@ class RedisLease : public Lockable {
   // Takes over the lease held under `token` (e.g. redis-py's lock.local.token); the fence is
   // then unknown. errc::not_locked when the key does not hold `token`.
   std::error_code adopt(std::string token) noexcept;
-  // Deletes the key whoever holds it, and publishes the release.
+  // Deletes the key whoever holds it (and a registered lease's record), and publishes the release.
   std::error_code force_release() noexcept;
   // Forgets the lease without releasing it: the key lives on until its PTTL runs out (or whoever
   // has the token releases it). Stops the refresher. For handing the token to another process.

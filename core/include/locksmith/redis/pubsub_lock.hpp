@@ -111,8 +111,6 @@ struct PubSubOptions {
   Clock::duration health_check_interval = std::chrono::seconds(10);
   // The longest pause between two NUMSUB polls of a waiter.
   Clock::duration max_poll = std::chrono::milliseconds(50);
-  // Unused since protocol 1 (every attempt probes); kept for source compatibility.
-  Clock::duration probe_interval = std::chrono::seconds(1);
   // lock() / try_lock*() take the lock shared (spec option shared=1); lock_shared() always does.
   bool shared = false;
 };
