@@ -59,8 +59,13 @@ int main(int argc, char** argv) {
   CLI::App* run_cmd = app.add_subcommand(
       "run",
       "Acquire a lock, run COMMAND, release it. Exits with COMMAND's status; 75 when the lock was\n"
-      "not acquired in time; 2 on a bad spec or a lock error; 126/127 when COMMAND cannot run;\n"
-      "128+N when COMMAND was killed by signal N.");
+      "not acquired in time; 76 when the lock was lost while COMMAND ran; 2 on a bad spec or a\n"
+      "lock error; 126/127 when COMMAND cannot run; 128+N when COMMAND was killed by signal N.\n"
+      "COMMAND runs in its own process group and is killed if `run` itself dies (even by\n"
+      "SIGKILL). A lock that can expire (link, dotlock, redis://, redlock://, redis+pubsub://)\n"
+      "is kept alive while COMMAND runs (every lifetime/3 or TTL/3; pub/sub: its connection is\n"
+      "watched); when it is lost anyway, `run` says so at once and stops COMMAND's process\n"
+      "group: SIGTERM, then SIGKILL after --kill-after seconds (--on-lost chooses).");
   run_cmd->add_option("--lock,-l", run.spec, "Lock spec (see below)")->required();
   run_cmd->add_flag("--shared,-s", run.shared, "Take a shared (reader) lock");
   run_cmd
@@ -68,6 +73,26 @@ int main(int argc, char** argv) {
                    "Seconds to wait for the lock (0: do not wait; default: forever)")
       ->check(CLI::NonNegativeNumber);
   run_cmd->add_flag("--verbose,-v", run.verbose, "Say on stderr which lock was taken");
+  double keep_alive = -1;
+  run_cmd
+      ->add_option("--keep-alive", keep_alive,
+                   "Seconds between renewals of an expiring lock (default: a third of its\n"
+                   "lifetime or TTL)")
+      ->check(CLI::PositiveNumber);
+  bool no_keep_alive = false;
+  run_cmd->add_flag("--no-keep-alive", no_keep_alive,
+                    "Do not renew the lock: it may expire while COMMAND runs (then exit 76)");
+  std::string on_lost = "term";
+  run_cmd
+      ->add_option("--on-lost", on_lost,
+                   "What to do to COMMAND when the lock is lost: term (SIGTERM to its process\n"
+                   "group, SIGKILL after --kill-after; default), kill (SIGKILL at once), ignore\n"
+                   "(let it finish; still exit 76)")
+      ->check(CLI::IsMember({"term", "kill", "ignore"}));
+  run_cmd
+      ->add_option("--kill-after", run.kill_after_seconds,
+                   "Seconds between SIGTERM and SIGKILL when the lock is lost (default 5)")
+      ->check(CLI::NonNegativeNumber);
   run_cmd->add_option("command", run.command, "COMMAND [ARGS...] after --")->required();
   run_cmd->footer(kSpecHelp);
 
@@ -193,6 +218,11 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd) {
     if (timeout >= 0) run.timeout_seconds = timeout;
+    if (keep_alive > 0) run.keep_alive_seconds = keep_alive;
+    run.keep_alive = !no_keep_alive;
+    run.on_lost = on_lost == "kill"     ? locksmith::cli::OnLost::kill
+                  : on_lost == "ignore" ? locksmith::cli::OnLost::ignore
+                                        : locksmith::cli::OnLost::term;
     return locksmith::cli::run_locked(run);
   }
   if (*stress_cmd) {

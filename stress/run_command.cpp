@@ -1,37 +1,43 @@
 #include "run_command.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 
+#include "locksmith/keep_alive.hpp"
 #include "locksmith/spec.hpp"
-
-extern char** environ;
 
 namespace locksmith::cli {
 namespace {
 
-volatile sig_atomic_t g_child = 0;
+// Signals that `run` passes on to the command's process group instead of dying of them (which
+// would free the lock while the command runs on).
+constexpr std::array kForwarded = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
-void forward_signal(int signo) {
-  const pid_t child = g_child;
-  if (child > 0) ::kill(child, signo);
-}
+// The write end of the self-pipe that turns signals into events of the wait loop.
+volatile sig_atomic_t g_signal_pipe = -1;
 
-constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-
-void install_forwarding() {
-  struct sigaction action {};
-  action.sa_handler = forward_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = 0;  // no SA_RESTART: waitpid() returns EINTR, and the wait loop retries
-  for (int signo : kForwarded) ::sigaction(signo, &action, nullptr);
+void on_signal(int signo) {
+  const int saved = errno;
+  const auto byte = static_cast<unsigned char>(signo);
+  if (g_signal_pipe >= 0) (void)!::write(g_signal_pipe, &byte, 1);
+  errno = saved;
 }
 
 int status_of(int wstatus) {
@@ -40,48 +46,20 @@ int status_of(int wstatus) {
   return 1;
 }
 
-int spawn_and_wait(const std::vector<std::string>& command) {
-  std::vector<char*> argv;
-  argv.reserve(command.size() + 1);
-  for (const auto& arg : command) argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  // Block the forwarded signals until the child's pid is known, so that a SIGTERM arriving
-  // during the spawn is forwarded to the command instead of killing us (and freeing the lock)
-  // while the command runs on. The child gets the original mask back.
-  sigset_t forwarded;
-  sigset_t original;
-  sigemptyset(&forwarded);
-  for (int signo : kForwarded) sigaddset(&forwarded, signo);
-  install_forwarding();
-  ::sigprocmask(SIG_BLOCK, &forwarded, &original);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setsigmask(&attr, &original);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = 0;
-  const int err = ::posix_spawnp(&pid, argv[0], nullptr, &attr, argv.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  if (err == 0) g_child = pid;
-  ::sigprocmask(SIG_SETMASK, &original, nullptr);
-  if (err != 0) {
-    std::fprintf(stderr, "locksmith: cannot run '%s': %s\n", argv[0], std::strerror(err));
-    return err == ENOENT ? kExitNotFound : kExitCannotRun;
+const char* on_lost_name(OnLost o) {
+  switch (o) {
+    case OnLost::term:
+      return "term";
+    case OnLost::kill:
+      return "kill";
+    case OnLost::ignore:
+      return "ignore";
   }
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0) {
-    if (errno != EINTR) {
-      std::fprintf(stderr, "locksmith: waitpid: %s\n", std::strerror(errno));
-      return kExitCannotRun;
-    }
-  }
-  g_child = 0;
-  return status_of(wstatus);
+  return "?";
 }
 
-}  // namespace
-
-int run_locked(const RunRequest& request) {
-  std::unique_ptr<Lockable> lock;
+// Opens the lock and takes it; 0 when held, else the exit status to return.
+int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock) {
   LockMode mode = LockMode::exclusive;
   try {
     LockSpec spec = parse_lock_spec(request.spec);
@@ -120,8 +98,351 @@ int run_locked(const RunRequest& request) {
     std::fprintf(stderr, "locksmith: locked %s '%s' (%s, %s)\n", info.kind.c_str(),
                  info.target.c_str(), info.mechanism.c_str(), std::string(to_string(mode)).c_str());
   }
-  const int status = spawn_and_wait(request.command);
+  return 0;
+}
+
+// What the guard tells `run` through its status pipe.
+struct GuardReport {
+  int kind = 0;  // kExecFailed: value is the exec errno; kExited: value is the wait status
+  int value = 0;
+};
+constexpr int kExecFailed = 1;
+constexpr int kExited = 2;
+
+// The guard: the leader of the command's process group, forked by `run`. It starts the command,
+// reports how it ended, and kills the whole group the moment `run` dies (its end of a pipe
+// closes), so that no process of the command runs on after the lock was freed with `run`.
+// It runs in a child of a multi-threaded process: async-signal-safe calls only, no allocation.
+class Guard {
+ public:
+  [[noreturn]] static void main(char* const* argv, const sigset_t& original, bool foreground,
+                                int death_fd, int report_fd) {
+    ::setpgid(0, 0);
+    if (foreground) {
+      ::signal(SIGTTOU, SIG_IGN);
+      ::tcsetpgrp(STDIN_FILENO, ::getpid());
+    }
+    // `run` signals the whole group; the guard itself lives on until the command ends.
+    for (int signo : kForwarded) ::signal(signo, SIG_IGN);
+    int chld[2] = {-1, -1};
+    if (::pipe2(chld, O_CLOEXEC | O_NONBLOCK) != 0) fail(report_fd, errno);
+    g_signal_pipe = chld[1];
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGCHLD, &action, nullptr);
+    int exec_pipe[2] = {-1, -1};
+    if (::pipe2(exec_pipe, O_CLOEXEC) != 0) fail(report_fd, errno);
+    const pid_t command = ::fork();
+    if (command < 0) fail(report_fd, errno);
+    if (command == 0) exec_command(argv, original, exec_pipe[1]);
+    ::close(exec_pipe[1]);
+    ::sigprocmask(SIG_SETMASK, &original, nullptr);
+    int err = 0;
+    if (read_retry(exec_pipe[0], &err, sizeof err) == static_cast<ssize_t>(sizeof err)) {
+      int wstatus = 0;
+      while (::waitpid(command, &wstatus, 0) < 0 && errno == EINTR) {
+      }
+      fail(report_fd, err);
+    }
+    ::close(exec_pipe[0]);
+    struct pollfd fds[2] = {{death_fd, POLLIN, 0}, {chld[0], POLLIN, 0}};
+    for (;;) {
+      int wstatus = 0;
+      if (::waitpid(command, &wstatus, WNOHANG) == command) {
+        const GuardReport r{kExited, wstatus};
+        (void)!::write(report_fd, &r, sizeof r);
+        ::_exit(0);
+      }
+      if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+      if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) break;  // `run` is gone
+      if ((fds[1].revents & POLLIN) != 0) {
+        char buf[64];
+        while (::read(chld[0], buf, sizeof buf) > 0) {
+        }
+      }
+    }
+    ::kill(0, SIGKILL);  // the whole group, this guard included
+    ::_exit(kExitCannotRun);
+  }
+
+ private:
+  [[noreturn]] static void fail(int report_fd, int err) {
+    const GuardReport r{kExecFailed, err};
+    (void)!::write(report_fd, &r, sizeof r);
+    ::_exit(err == ENOENT ? kExitNotFound : kExitCannotRun);
+  }
+
+  [[noreturn]] static void exec_command(char* const* argv, const sigset_t& original, int exec_fd) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    // Ignored signals stay ignored across exec: the command gets the defaults back.
+    for (int signo : kForwarded) ::sigaction(signo, &dfl, nullptr);
+    ::sigaction(SIGCHLD, &dfl, nullptr);
+    ::sigaction(SIGTTOU, &dfl, nullptr);
+    ::sigprocmask(SIG_SETMASK, &original, nullptr);
+    ::execvp(argv[0], argv);
+    const int err = errno;
+    (void)!::write(exec_fd, &err, sizeof err);
+    ::_exit(err == ENOENT ? kExitNotFound : kExitCannotRun);
+  }
+
+  static ssize_t read_retry(int fd, void* buf, std::size_t n) {
+    for (;;) {
+      const ssize_t r = ::read(fd, buf, n);
+      if (r >= 0 || errno != EINTR) return r;
+    }
+  }
+};
+
+// Runs the command (under a guard, in its own process group) while the lock is held, passes
+// signals on to the group, and stops it when the keeper says the lock was lost.
+class Supervisor {
+ public:
+  Supervisor(const RunRequest& request, Lockable& lock, KeepAlive* keeper)
+      : request_(request), lock_(lock), keeper_(keeper) {}
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+  ~Supervisor() {
+    g_signal_pipe = -1;
+    for (int fd : {signals_[0], signals_[1], death_[1], report_[0]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  // The command's exit status (or 126/127 when it could not run).
+  int run() {
+    if (::pipe2(signals_.data(), O_CLOEXEC | O_NONBLOCK) != 0) return pipe_failed();
+    g_signal_pipe = signals_[1];
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    for (int signo : kForwarded) sigaddset(&blocked, signo);
+    sigaddset(&blocked, SIGCHLD);
+    // Blocked until the guard's pid is known: a SIGTERM during the spawn is passed on to the
+    // command rather than killing us while it runs.
+    sigset_t original;
+    ::sigprocmask(SIG_BLOCK, &blocked, &original);
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (int signo : kForwarded) ::sigaction(signo, &action, nullptr);
+    ::sigaction(SIGCHLD, &action, nullptr);
+    const bool started = spawn(original);
+    ::sigprocmask(SIG_SETMASK, &original, nullptr);
+    if (!started) return kExitCannotRun;
+    return wait_loop();
+  }
+
+  bool lost_reported() const noexcept { return lost_; }
+
+ private:
+  static int pipe_failed() {
+    std::fprintf(stderr, "locksmith: cannot create a pipe: %s\n", std::strerror(errno));
+    return kExitCannotRun;
+  }
+
+  bool spawn(const sigset_t& original) {
+    if (::pipe2(death_.data(), O_CLOEXEC) != 0 || ::pipe2(report_.data(), O_CLOEXEC) != 0) {
+      pipe_failed();
+      return false;
+    }
+    std::vector<char*> argv;
+    argv.reserve(request_.command.size() + 1);
+    for (const auto& arg : request_.command) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    // Hand the terminal to the command's group when we are in the foreground, so it can read it
+    // and Ctrl-C reaches it directly.
+    foreground_ = ::isatty(STDIN_FILENO) == 1 && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "locksmith: cannot fork: %s\n", std::strerror(errno));
+      return false;
+    }
+    if (pid == 0) {
+      ::close(death_[1]);
+      ::close(report_[0]);
+      Guard::main(argv.data(), original, foreground_, death_[0], report_[1]);
+    }
+    ::close(death_[0]);
+    death_[0] = -1;
+    ::close(report_[1]);
+    report_[1] = -1;
+    guard_ = pid;
+    ::setpgid(pid, pid);  // also in the guard: whichever runs first
+    return true;
+  }
+
+  void take_terminal_back() {
+    if (!foreground_) return;
+    struct sigaction ign {};
+    struct sigaction old {};
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    ::sigaction(SIGTTOU, &ign, &old);
+    ::tcsetpgrp(STDIN_FILENO, ::getpgrp());
+    ::sigaction(SIGTTOU, &old, nullptr);
+    foreground_ = false;
+  }
+
+  void signal_group(int signo) const {
+    if (guard_ > 0) ::kill(-guard_, signo);
+  }
+
+  void on_lock_lost() {
+    lost_ = true;
+    const std::error_code why = keeper_->reason();
+    const std::string target = lock_.describe().target;
+    // "lock lost: 'PATH': lock lost" says nothing twice; other reasons (the server did not
+    // answer until the lease ran out) are worth their words.
+    const std::string reason = why == errc::lock_lost ? "taken away" : why.message();
+    switch (request_.on_lost) {
+      case OnLost::term:
+        std::fprintf(stderr,
+                     "locksmith: lock lost: '%s' (%s); sending SIGTERM to the command, SIGKILL "
+                     "after %gs\n",
+                     target.c_str(), reason.c_str(), request_.kill_after_seconds);
+        signal_group(SIGTERM);
+        kill_at_ =
+            Lockable::deadline_after(std::chrono::duration<double>(request_.kill_after_seconds));
+        break;
+      case OnLost::kill:
+        std::fprintf(stderr, "locksmith: lock lost: '%s' (%s); sending SIGKILL to the command\n",
+                     target.c_str(), reason.c_str());
+        signal_group(SIGKILL);
+        break;
+      case OnLost::ignore:
+        std::fprintf(stderr,
+                     "locksmith: lock lost: '%s' (%s); the command runs on UNLOCKED "
+                     "(--on-lost ignore)\n",
+                     target.c_str(), reason.c_str());
+        break;
+    }
+  }
+
+  // The command's status once the guard has ended.
+  int finish(int guard_status) {
+    guard_ = 0;
+    take_terminal_back();
+    GuardReport r;
+    if (::read(report_[0], &r, sizeof r) != static_cast<ssize_t>(sizeof r)) {
+      std::fprintf(stderr, "locksmith: the command's guard process ended without a report (%s)\n",
+                   guard_status == 0 ? "exit 0" : "killed?");
+      return kExitCannotRun;
+    }
+    if (r.kind == kExecFailed) {
+      std::fprintf(stderr, "locksmith: cannot run '%s': %s\n", request_.command[0].c_str(),
+                   std::strerror(r.value));
+      return r.value == ENOENT ? kExitNotFound : kExitCannotRun;
+    }
+    return status_of(r.value);
+  }
+
+  // Waits for the command; returns its exit status.
+  int wait_loop() {
+    std::array<struct pollfd, 2> fds{};
+    fds[0].fd = signals_[0];
+    fds[0].events = POLLIN;
+    fds[1].fd = keeper_ != nullptr && keeper_->active() ? keeper_->notify_handle() : -1;
+    fds[1].events = POLLIN;
+    for (;;) {
+      int wstatus = 0;
+      const pid_t r = ::waitpid(guard_, &wstatus, WNOHANG);
+      if (r == guard_) {
+        // The group may still hold processes that left the guard's care; they go with it.
+        signal_group(SIGKILL);
+        return finish(wstatus);
+      }
+      if (r < 0 && errno != EINTR) {
+        std::fprintf(stderr, "locksmith: waitpid: %s\n", std::strerror(errno));
+        return kExitCannotRun;
+      }
+      int timeout_ms = -1;
+      if (kill_at_) {
+        const auto left = *kill_at_ - Clock::now();
+        if (left <= Clock::duration::zero()) {
+          std::fprintf(stderr, "locksmith: the command outlived --kill-after; sending SIGKILL\n");
+          signal_group(SIGKILL);
+          kill_at_.reset();
+          continue;
+        }
+        timeout_ms = static_cast<int>(
+            std::min<std::int64_t>(std::chrono::ceil<std::chrono::milliseconds>(left).count(),
+                                   std::int64_t{24} * 3600 * 1000));
+      }
+      if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+        std::fprintf(stderr, "locksmith: poll: %s\n", std::strerror(errno));
+        return kExitCannotRun;
+      }
+      if ((fds[1].revents & POLLIN) != 0) {
+        fds[1].fd = -1;  // told once
+        on_lock_lost();
+      }
+      if ((fds[0].revents & POLLIN) != 0) {
+        std::array<unsigned char, 64> sigs{};
+        const ssize_t n = ::read(signals_[0], sigs.data(), sigs.size());
+        for (ssize_t i = 0; i < n; ++i) {
+          const int signo = sigs[static_cast<std::size_t>(i)];
+          if (signo != SIGCHLD) signal_group(signo);
+        }
+      }
+    }
+  }
+
+  const RunRequest& request_;
+  Lockable& lock_;
+  KeepAlive* keeper_;
+  std::array<int, 2> signals_{-1, -1};  // self-pipe of our signal handler
+  std::array<int, 2> death_{-1, -1};    // closes when we die: the guard kills the group
+  std::array<int, 2> report_{-1, -1};   // the guard's GuardReport
+  pid_t guard_ = 0;
+  bool foreground_ = false;
+  bool lost_ = false;
+  std::optional<Clock::time_point> kill_at_;
+};
+
+}  // namespace
+
+int run_locked(const RunRequest& request) {
+  std::unique_ptr<Lockable> lock;
+  if (const int status = open_and_acquire(request, lock)) return status;
+  const std::string target = lock->describe().target;
+  std::optional<KeepAlive> keeper;
+  if (request.keep_alive && lock->keep_alive_interval() > Clock::duration::zero()) {
+    KeepAliveOptions o;
+    if (request.keep_alive_seconds) {
+      o.interval = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(*request.keep_alive_seconds));
+    }
+    try {
+      keeper.emplace(*lock, o);
+    } catch (const LockError& e) {
+      std::fprintf(stderr, "locksmith: %s\n", e.what());
+      (void)lock->release();
+      return kExitUsage;
+    }
+    if (request.verbose) {
+      std::fprintf(stderr, "locksmith: keeping '%s' alive every %gs (on loss: %s)\n",
+                   target.c_str(), std::chrono::duration<double>(keeper->interval()).count(),
+                   on_lost_name(request.on_lost));
+    }
+  } else if (request.verbose && lock->keep_alive_interval() > Clock::duration::zero()) {
+    std::fprintf(stderr, "locksmith: not keeping '%s' alive (--no-keep-alive)\n", target.c_str());
+  }
+  Supervisor supervisor(request, *lock, keeper ? &*keeper : nullptr);
+  const int status = supervisor.run();
+  if (keeper) keeper->stop();
+  const bool lost = supervisor.lost_reported() || (keeper && keeper->lost());
   const std::error_code released = lock->release();
+  if (lost || released == errc::lock_lost) {
+    if (!supervisor.lost_reported()) {
+      std::fprintf(stderr, "locksmith: lock lost: '%s' was not ours any more at release\n",
+                   target.c_str());
+    }
+    return kExitLockLost;
+  }
   if (released) {
     std::fprintf(stderr, "locksmith: cannot unlock '%s': %s\n", target.c_str(),
                  released.message().c_str());

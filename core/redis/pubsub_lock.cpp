@@ -876,6 +876,20 @@ void RedisLock::holder_loop() noexcept {
   // Lost: never re-subscribe; close so that a half-dead subscription is dropped by the server.
   sub_.close();
   lost_ = true;
+  const std::lock_guard lk(notice_mu_);
+  if (notice_) notice_();
+}
+
+std::error_code RedisLock::keep_alive() noexcept {
+  if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
+  if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
+  return {};
+}
+
+bool RedisLock::on_loss(std::function<void()> notice) noexcept {
+  const std::lock_guard lk(notice_mu_);
+  notice_ = std::move(notice);
+  return true;
 }
 
 std::error_code RedisLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {

@@ -228,10 +228,14 @@ std::error_code Redlock::release() noexcept {
 }
 
 std::error_code Redlock::extend(std::chrono::milliseconds ttl) noexcept {
+  return extend_by(ttl, true);
+}
+
+std::error_code Redlock::extend_by(std::chrono::milliseconds ttl, bool counted) noexcept {
   if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
   if (lost_) return locksmith::make_error_code(locksmith::errc::lock_lost);
   try {
-    if (extensions_ >= options_.max_extensions) {
+    if (counted && extensions_ >= options_.max_extensions) {
       last_error_ = "redlock " + target() + ": extended " + std::to_string(extensions_) +
                     " times already (max_extensions)";
       return std::make_error_code(std::errc::operation_not_permitted);
@@ -246,7 +250,7 @@ std::error_code Redlock::extend(std::chrono::milliseconds ttl) noexcept {
             unreachable);
     const auto until = start + ttl - drift(ttl);
     if (extended >= quorum() && until > Clock::now()) {
-      ++extensions_;
+      if (counted) ++extensions_;
       valid_until_ = until;
       return {};
     }

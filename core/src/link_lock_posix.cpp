@@ -49,13 +49,35 @@ SysClock::time_point mtime_of(const struct stat& st) noexcept {
       std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
 }
 
-// flufl's _touch: atime = mtime = now + lifetime, truncated to whole seconds.
-std::array<struct timespec, 2> expiry_times(std::chrono::seconds lifetime) noexcept {
-  const auto t = std::chrono::floor<std::chrono::seconds>(SysClock::now() + lifetime);
+// An expiry to write: flufl's _touch sets atime = mtime = now + lifetime (float seconds, so to
+// the nanosecond here), and the same instant on the steady clock for valid_until().
+struct Expiry {
+  std::array<struct timespec, 2> times{};
+  std::int64_t ns = 0;  // since the epoch
+  Clock::time_point steady{};
+};
+
+Expiry expiry_after(std::chrono::milliseconds lifetime) noexcept {
+  Expiry e;
+  e.steady = Clock::now() + lifetime;
+  const auto t = std::chrono::time_point_cast<std::chrono::nanoseconds>(SysClock::now() + lifetime);
+  e.ns = t.time_since_epoch().count();
   struct timespec ts {};
-  ts.tv_sec = static_cast<time_t>(t.time_since_epoch().count());
-  ts.tv_nsec = 0;
-  return {ts, ts};
+  ts.tv_sec = static_cast<time_t>(e.ns / 1000000000);
+  ts.tv_nsec = static_cast<long>(e.ns % 1000000000);
+  e.times = {ts, ts};
+  return e;
+}
+
+std::int64_t ns_of(const struct timespec& ts) noexcept {
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A claim's expiry this close to the one wanted is kept instead of rewritten: a journalled
+// futimens per acquisition would dominate an uncontended cycle. valid_until() stays the expiry
+// really written, so the holder's own bound is exact either way.
+std::chrono::nanoseconds rewrite_tolerance(std::chrono::milliseconds lifetime) noexcept {
+  return std::min<std::chrono::nanoseconds>(lifetime / 100, std::chrono::milliseconds(10));
 }
 
 std::error_code read_fd(int fd, std::string& out) noexcept {
@@ -300,7 +322,7 @@ std::error_code LinkLock::prepare_claim() noexcept {
   claim_fd_.reset();  // in a forked child: our copies of the parent's fds
   notify_fd_.reset();
   notify_tried_ = false;
-  claim_expiry_ = -1;
+  claim_expiry_ns_ = -1;
   std::string random;
   if (std::error_code ec = detail::random_claim_number(random)) return ec;
   const char sep = options_.separator;
@@ -330,25 +352,28 @@ std::error_code LinkLock::write_claim() noexcept {
 }
 
 std::error_code LinkLock::touch_claim() noexcept {
-  const auto times = expiry_times(options_.lifetime);
+  const Expiry e = expiry_after(options_.lifetime);
   if (claim_fd_.valid()) {
-    // Within the second of our last touch the expiry is already right, unless someone else
-    // touched the inode (only a breaker does): an fstat is much cheaper than a journalled utime.
+    // Close to the expiry we last wrote, and nobody else touched the inode (only a breaker
+    // does): keep it, an fstat is much cheaper than a journalled utime.
     struct stat st {};
-    if (claim_expiry_ == times[1].tv_sec && ::fstat(claim_fd_.get(), &st) == 0 &&
-        st.st_mtim.tv_sec == times[1].tv_sec && st.st_mtim.tv_nsec == 0 &&
-        st.st_atim.tv_sec == times[1].tv_sec && st.st_atim.tv_nsec == 0) {
+    if (claim_expiry_ns_ >= 0 && claim_expiry_ns_ <= e.ns &&
+        e.ns - claim_expiry_ns_ <= rewrite_tolerance(options_.lifetime).count() &&
+        ::fstat(claim_fd_.get(), &st) == 0 && ns_of(st.st_mtim) == claim_expiry_ns_ &&
+        ns_of(st.st_atim) == claim_expiry_ns_) {
       return {};
     }
     // The fd may name an orphan when someone removed our claim; link() then reports ENOENT.
-    if (::futimens(claim_fd_.get(), times.data()) == 0) {
-      claim_expiry_ = times[1].tv_sec;
+    if (::futimens(claim_fd_.get(), e.times.data()) == 0) {
+      claim_expiry_ns_ = e.ns;
+      valid_until_ = e.steady;
       return {};
     }
   }
   if (std::error_code ec = write_claim()) return ec;
-  if (::futimens(claim_fd_.get(), times.data()) != 0) return detail::last_error();
-  claim_expiry_ = times[1].tv_sec;
+  if (::futimens(claim_fd_.get(), e.times.data()) != 0) return detail::last_error();
+  claim_expiry_ns_ = e.ns;
+  valid_until_ = e.steady;
   return {};
 }
 
@@ -416,8 +441,8 @@ std::error_code LinkLock::try_break(bool& broke) noexcept {
   if (!claim) return {};  // not a claim: never break a foreign file
   // Like flufl: touch it first, so that other waiters do not break it as well. Touching the inode
   // we judged (not the path) cannot extend a fresh lock that replaced it.
-  const auto times = expiry_times(options_.lifetime);
-  ::futimens(fd.get(), times.data());  // EPERM (another owner) is fine, as in flufl
+  const Expiry e = expiry_after(options_.lifetime);
+  ::futimens(fd.get(), e.times.data());  // EPERM (another owner) is fine, as in flufl
   struct stat now_st {};
   if (::stat(lockfile_str_.c_str(), &now_st) != 0 || now_st.st_dev != st.st_dev ||
       now_st.st_ino != st.st_ino) {
@@ -517,7 +542,7 @@ void LinkLock::drop_claim() noexcept {
   }
 }
 
-std::error_code LinkLock::refresh(std::optional<std::chrono::seconds> lifetime) noexcept {
+std::error_code LinkLock::refresh(std::optional<std::chrono::milliseconds> lifetime) noexcept {
   if (lifetime) options_.lifetime = *lifetime;
   if (!is_locked()) return make_error_code(errc::not_locked);
   return {};
@@ -525,9 +550,26 @@ std::error_code LinkLock::refresh(std::optional<std::chrono::seconds> lifetime) 
 
 bool LinkLock::is_locked() noexcept {
   if (claim_.empty() || claim_pid_ != detail::current_pid() || !claim_fd_.valid()) return false;
-  const auto times = expiry_times(options_.lifetime);
-  if (::futimens(claim_fd_.get(), times.data()) != 0) return false;
-  return lockfile_is_claim();
+  const Expiry e = expiry_after(options_.lifetime);
+  if (::futimens(claim_fd_.get(), e.times.data()) != 0) return false;
+  claim_expiry_ns_ = e.ns;
+  if (!lockfile_is_claim()) return false;
+  valid_until_ = e.steady;
+  return true;
+}
+
+std::error_code LinkLock::keep_alive() noexcept {
+  if (!held_ || claim_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);
+  // Past expiry + slop a waiter may be breaking the lock right now (it checked the age, touched
+  // and is about to unlink): a renewal cannot win that race, so the hold is over.
+  if (Clock::now() > valid_until_ + options_.clock_slop) return make_error_code(errc::lock_lost);
+  if (!claim_fd_.valid()) return make_error_code(errc::lock_lost);
+  const Expiry e = expiry_after(options_.lifetime);
+  if (::futimens(claim_fd_.get(), e.times.data()) != 0) return detail::last_error();
+  claim_expiry_ns_ = e.ns;
+  if (!lockfile_is_claim()) return make_error_code(errc::lock_lost);
+  valid_until_ = e.steady;
+  return {};
 }
 
 std::optional<std::chrono::system_clock::time_point> LinkLock::expiration() const {

@@ -283,11 +283,11 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     if (dir.empty()) dir = ".";
     return std::make_unique<BoundedSemaphore>(max, p.filename().string(), dir, o);
   }
-  // Whole seconds, rounded up: flufl.lock stores the expiry as a file time in seconds.
-  auto seconds = [&](const char* key, std::chrono::seconds fallback) {
+  // Milliseconds, rounded up: flufl.lock keeps the expiry as a float file time.
+  auto millis = [&](const char* key, std::chrono::milliseconds fallback) {
     const auto it = spec.options.find(key);
     if (it == spec.options.end()) return fallback;
-    return std::chrono::ceil<std::chrono::seconds>(parse_duration(it->second));
+    return std::chrono::ceil<std::chrono::milliseconds>(parse_duration(it->second));
   };
   if (spec.kind == "auto") {
     AutoLockOptions o;
@@ -296,8 +296,8 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     o.fail_when_locked = flag("fail_when_locked");
     o.permissions = perms;
     o.follow_symlinks = flag("follow_symlinks");
-    o.link_lifetime = seconds("lifetime", o.link_lifetime);
-    if (o.link_lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1s");
+    o.link_lifetime = millis("lifetime", o.link_lifetime);
+    if (o.link_lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1ms");
     return std::make_unique<AutoLock>(spec.target, o);
   }
   if (spec.kind == "link") {
@@ -305,11 +305,9 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     o.timeout = timeout;
     o.fail_when_locked = flag("fail_when_locked");
     o.permissions = perms;
-    o.lifetime = seconds("lifetime", o.lifetime);
-    o.clock_slop = seconds("slop", o.clock_slop);
-    if (o.lifetime.count() <= 0) {
-      bad_spec(text, "lifetime must be at least 1s");
-    }
+    o.lifetime = millis("lifetime", o.lifetime);
+    o.clock_slop = millis("slop", o.clock_slop);
+    if (o.lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1ms");
     return std::make_unique<LinkLock>(spec.target, o);
   }
   if (spec.kind == "mkdir") {

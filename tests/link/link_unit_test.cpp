@@ -18,6 +18,7 @@
 #include "link_test_util.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/link_lock.hpp"
+#include "locksmith/spec.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -32,6 +33,7 @@ using locksmith::LinkLockOptions;
 using locksmith::LinkState;
 using locksmith::LinkWait;
 using locksmith::LockMode;
+using locksmith::open_lock;
 using locksmith::test::TempDir;
 namespace lt = locksmith::linktest;
 
@@ -96,27 +98,52 @@ TEST(LinkLockUnit, ClaimFileNameAndContentAreFluflBytes) {
   other.unlock();
 }
 
-TEST(LinkLockUnit, MtimeIsExpiryInWholeSeconds) {
+namespace {
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+std::int64_t ns_of(const struct timespec& ts) {
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+// The expiry is exact to the nanosecond (a whole-second truncation once let a 1 s lifetime with
+// slop 0 be broken after 0.22 s): never earlier than acquire + lifetime.
+TEST(LinkLockUnit, MtimeIsExactExpiry) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
   LinkLockOptions opts;
-  opts.lifetime = 15s;
+  opts.lifetime = 1500ms;
   LinkLock lock(path, opts);
-  const long long before = lt::now_seconds();
+  const std::int64_t before = now_ns();
   ASSERT_TRUE(lock.try_lock());
-  const long long after = lt::now_seconds();
+  const std::int64_t after = now_ns();
   const auto st = lt::stat_of(path);
-  EXPECT_EQ(st.st_mtim.tv_nsec, 0);
-  EXPECT_EQ(st.st_atim.tv_sec, st.st_mtim.tv_sec);
-  EXPECT_EQ(st.st_atim.tv_nsec, 0);
-  EXPECT_GE(st.st_mtim.tv_sec, before + 15);
-  EXPECT_LE(st.st_mtim.tv_sec, after + 15);
+  EXPECT_EQ(ns_of(st.st_atim), ns_of(st.st_mtim));
+  EXPECT_GE(ns_of(st.st_mtim), before + 1500000000);
+  EXPECT_LE(ns_of(st.st_mtim), after + 1500000000);
   const auto exp = lock.expiration();
   ASSERT_TRUE(exp.has_value());
-  EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(exp->time_since_epoch()).count(),
-            st.st_mtim.tv_sec);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::nanoseconds>(exp->time_since_epoch()).count(),
+            ns_of(st.st_mtim));
+  // The holder's own bound is that expiry, on the steady clock.
+  EXPECT_GT(lock.valid_until(), Clock::now() + 1s);
+  EXPECT_LE(lock.valid_until(), Clock::now() + 1500ms);
   lock.unlock();
   EXPECT_FALSE(lock.expiration().has_value());
+}
+
+TEST(LinkLockUnit, SubSecondLifetimeFromSpec) {
+  TempDir dir;
+  auto lock = open_lock("link:" + (dir / "res.lock").string() + "?lifetime=250ms&slop=0s");
+  EXPECT_EQ(lock->keep_alive_interval(), std::chrono::duration_cast<Clock::duration>(250ms) / 3);
+  EXPECT_EQ(lock->expiry_bound(), std::optional<Clock::duration>(250ms));
+  const std::int64_t before = now_ns();
+  ASSERT_TRUE(lock->try_lock());
+  EXPECT_GE(ns_of(lt::stat_of(dir / "res.lock").st_mtim), before + 250000000);
+  lock->unlock();
 }
 
 TEST(LinkLockUnit, RefreshMovesExpiry) {
@@ -126,17 +153,16 @@ TEST(LinkLockUnit, RefreshMovesExpiry) {
   EXPECT_EQ(lock.refresh(), make_error_code(errc::not_locked));
   ASSERT_TRUE(lock.try_lock());
   ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
-  const long long before = lt::now_seconds();
+  const std::int64_t before = now_ns();
   ASSERT_FALSE(lock.refresh(std::chrono::seconds(300)));
   EXPECT_EQ(lock.lifetime(), 300s);
   const auto st = lt::stat_of(path);
-  EXPECT_GE(st.st_mtim.tv_sec, before + 300);
-  EXPECT_LE(st.st_mtim.tv_sec, lt::now_seconds() + 300);
-  EXPECT_EQ(st.st_mtim.tv_nsec, 0);
+  EXPECT_GE(ns_of(st.st_mtim), before + 300000000000);
+  EXPECT_LE(ns_of(st.st_mtim), now_ns() + 300000000000);
   // is_locked() refreshes too, like flufl's.
   ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
   EXPECT_TRUE(lock.is_locked());
-  EXPECT_GE(lt::stat_of(path).st_mtim.tv_sec, before + 300);
+  EXPECT_GE(ns_of(lt::stat_of(path).st_mtim), before + 300000000000);
   lock.unlock();
 }
 

@@ -34,7 +34,7 @@ struct AutoLockOptions {
   bool follow_symlinks = false;
   // The mechanisms tried, in order; empty = flock, fcntl, link (Windows: LockFileEx, link).
   std::vector<Backend> candidates;
-  std::chrono::seconds link_lifetime{15};  // the link fallback's lifetime (flufl's default)
+  std::chrono::milliseconds link_lifetime{15000};  // the link fallback's lifetime (flufl's)
 };
 
 // Whether `ec` from a lock call means "this filesystem does not do that kind of lock".
@@ -53,6 +53,20 @@ class AutoLock : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   LockMode default_mode() const noexcept override { return options_.mode; }
+  // Lock loss: the chosen mechanism's (only the link fallback can be lost).
+  Clock::duration keep_alive_interval() const noexcept override {
+    return lock_ ? lock_->keep_alive_interval() : Clock::duration::zero();
+  }
+  std::error_code keep_alive() noexcept override {
+    return lock_ ? lock_->keep_alive() : std::error_code{};
+  }
+  Clock::time_point valid_until() const noexcept override {
+    return lock_ ? lock_->valid_until() : kForever;
+  }
+  bool lost() const noexcept override { return lock_ && lock_->lost(); }
+  std::optional<Clock::duration> expiry_bound() const noexcept override {
+    return lock_ ? lock_->expiry_bound() : std::nullopt;
+  }
 
   // The mechanism in use; nullopt until the first acquire that reached the filesystem.
   std::optional<Backend> mechanism() const noexcept { return chosen_; }

@@ -8,8 +8,9 @@
 //    random source.
 //  - The lock is taken by link(claim, lockfile): held when link() succeeds, or when it fails with
 //    EEXIST but the lock file is our claim (an NFS retransmission of a link that did happen).
-//  - The lock's expiry is the inode's mtime (atime = mtime): now + lifetime, in whole seconds,
-//    set on the claim before linking and by refresh().
+//  - The lock's expiry is the inode's mtime (atime = mtime): now + lifetime, to the nanosecond
+//    (flufl.lock writes and reads float seconds through os.utime / st_mtime, so sub-second
+//    lifetimes work both ways), set on the claim before linking and by refresh().
 //  - A waiter breaks a lock only when now > mtime + clock_slop AND the lock file's content parses
 //    as a claim (four fields separated by '|'); a foreign file at the lock path is never touched.
 //    Breaking touches the lock file, unlinks it, and unlinks the holder's claim file.
@@ -26,7 +27,13 @@
 //    covers a lost reply. Clocks of the clients must agree to within clock_slop.
 //  - Holder death (even SIGKILL): nothing is released by the OS. The lock expires after its
 //    lifetime and is broken by the next waiter once now > expiry + clock_slop (10 s by default,
-//    like flufl). A holder that keeps working past its lifetime must refresh().
+//    like flufl). A holder that keeps working past its lifetime must refresh(), or run a
+//    KeepAlive (keep_alive.hpp), which calls keep_alive() every lifetime/3.
+//  - Loss: someone breaks the lock after expiry + clock_slop, e.g. when the holder was paused
+//    past it or did not refresh. keep_alive() finds it (the lock file is no longer our claim) at
+//    the next renewal, at most lifetime/3 after it happened; called after expiry + clock_slop it
+//    reports the lock lost even when the lock file is still our claim, because a breaker may be
+//    unlinking it at that moment. valid_until() is the expiry we last wrote.
 //  - Waiting: on a local filesystem (ext4, xfs, btrfs, tmpfs, ...) a waiter sleeps on inotify for
 //    the lock file's directory and retries as soon as the lock file is deleted, renamed or
 //    touched (with a 1 s backstop). The inotify instance is kept by the object after its first
@@ -59,8 +66,9 @@ enum class LinkWait {
 };
 
 struct LinkLockOptions {
-  // Expected holding time; the expiry written at acquire and refresh (flufl: 15 s).
-  std::chrono::seconds lifetime{15};
+  // Expected holding time; the expiry written at acquire and refresh (flufl: 15 s). Sub-second
+  // values are kept exactly; at least 1 ms.
+  std::chrono::milliseconds lifetime{15000};
   // How long lock() waits; nullopt = forever. try_lock*() ignore it.
   std::optional<Clock::duration> timeout;
   // lock() fails at once with AlreadyLocked instead of waiting.
@@ -69,7 +77,7 @@ struct LinkLockOptions {
   std::string hostname;
   unsigned permissions = 0644;  // claim file creation mode, before the umask
   // Allowed clock skew before an expired lock is broken (flufl's CLOCK_SLOP, fixed at 10 s there).
-  std::chrono::seconds clock_slop{10};
+  std::chrono::milliseconds clock_slop{10000};
   char separator = '|';    // flufl's SEP on POSIX
   bool keep_claim = true;  // keep the claim file between acquisitions (flufl removes it)
   LinkWait wait = LinkWait::automatic;
@@ -130,7 +138,8 @@ class LinkLock : public Lockable {
 
   // Moves the expiry to now + lifetime (and sets the lifetime when given). errc::not_locked
   // when we do not hold it (flufl's refresh(); the claim is touched either way).
-  std::error_code refresh(std::optional<std::chrono::seconds> lifetime = std::nullopt) noexcept;
+  std::error_code refresh(
+      std::optional<std::chrono::milliseconds> lifetime = std::nullopt) noexcept;
   // Whether the lock file is our claim. Like flufl's is_locked, this touches our claim (refresh).
   bool is_locked() noexcept;
   // Whether this object believes it holds the lock (no file system access).
@@ -148,7 +157,21 @@ class LinkLock : public Lockable {
   const std::string& claim_path() const noexcept { return claim_; }
   const std::string& hostname() const noexcept { return hostname_; }
   const LinkLockOptions& options() const noexcept { return options_; }
-  std::chrono::seconds lifetime() const noexcept { return options_.lifetime; }
+  std::chrono::milliseconds lifetime() const noexcept { return options_.lifetime; }
+
+  // Lock loss (lockable.hpp): keep_alive() is refresh() that tells a broken lock apart:
+  // errc::lock_lost when the lock file is not our claim, or when called after our expiry +
+  // clock_slop (others may be breaking it); errc::not_locked when not held.
+  Clock::duration keep_alive_interval() const noexcept override {
+    return Clock::duration(options_.lifetime) / 3;
+  }
+  std::error_code keep_alive() noexcept override;
+  Clock::time_point valid_until() const noexcept override {
+    return held_ ? valid_until_ : Clock::time_point{};
+  }
+  std::optional<Clock::duration> expiry_bound() const noexcept override {
+    return options_.lifetime + options_.clock_slop;
+  }
 
  private:
   struct Attempt {
@@ -175,7 +198,8 @@ class LinkLock : public Lockable {
   UniqueFd claim_fd_;
   std::uint64_t claim_dev_ = 0;
   std::uint64_t claim_ino_ = 0;
-  std::int64_t claim_expiry_ = -1;  // the whole-second expiry we last wrote on the claim
+  std::int64_t claim_expiry_ns_ = -1;  // the expiry we last wrote on the claim (ns since epoch)
+  Clock::time_point valid_until_{};    // that expiry on the steady clock
   // The inotify instance of waits, created at the first contended wait and kept: closing one
   // costs milliseconds (an RCU grace period), which would land on every wake-up.
   UniqueFd notify_fd_;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -43,6 +44,36 @@ class Lockable {
   virtual std::error_code release() noexcept = 0;
   virtual LockInfo describe() const = 0;
   virtual bool supports_shared() const noexcept { return true; }
+
+  // Lock loss: what can take a held lock away without release(). Locks held by the OS for an
+  // open file or a process (flock, fcntl, ofd, sem, mkdir, pidfile) cannot be lost while the
+  // holder lives and keep these defaults. Locks that expire (link lifetime, dotlock stale age,
+  // Redis TTL) or live on a connection (pub/sub) override them; each header says when loss is
+  // detected and how fast. KeepAlive (keep_alive.hpp) drives them for a holder.
+  //
+  // How often keep_alive() must run while held; zero = the lock cannot be lost (nothing to do).
+  virtual Clock::duration keep_alive_interval() const noexcept { return Clock::duration::zero(); }
+  // Renews the hold: rewrites the expiry, resets the TTL, or checks the connection. {} = still
+  // held; errc::lock_lost = found lost (someone else may hold it now); errc::not_locked = not
+  // held; any other code = could not tell this time (the server did not answer): the hold is
+  // only certain until valid_until(). Not thread-safe with the lock's other calls, except lost().
+  virtual std::error_code keep_alive() noexcept { return {}; }
+  // Until when the current hold is certain without another successful keep_alive() (the
+  // holder's own bound, on the steady clock); kForever when it cannot expire.
+  virtual Clock::time_point valid_until() const noexcept { return kForever; }
+  // Whether the lock was already found lost (no I/O; safe from any thread).
+  virtual bool lost() const noexcept { return false; }
+  // The longest a crashed holder's lock keeps others out (lifetime + clock slop, TTL); nullopt =
+  // released by the OS when the holder dies (or never, for a lock without stale detection).
+  virtual std::optional<Clock::duration> expiry_bound() const noexcept { return std::nullopt; }
+  // Push notice of loss, for primitives that find it on a thread of their own (the pub/sub lock's
+  // subscriber thread): `notice` is called from that thread, at once, when the lock is found
+  // lost. Returns false when the primitive has no such thread (keep_alive() then is how loss is
+  // found). An empty function removes the notice; it is never called after that returns.
+  virtual bool on_loss(std::function<void()> notice) noexcept {
+    (void)notice;
+    return false;
+  }
 
   // Standard Lockable / TimedLockable. lock() honours the primitive's configured wait policy
   // (timeout, fail_when_locked) and throws AlreadyLocked / LockTimeout / LockError.

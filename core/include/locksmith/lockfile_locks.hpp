@@ -193,6 +193,13 @@ class DotLock : public Lockable {
   bool is_locked() const noexcept;
   // Updates the lock's mtime (lockfile_touch / dotlockfile -t) so the age rule keeps it valid.
   std::error_code touch() noexcept;
+  // Lock loss (lockable.hpp): with a stale_age, a peer that judges by age alone (dotlockfile
+  // without -p, another host) breaks a lock not touched for that long; keep_alive() is touch()
+  // every stale_age/3, errc::lock_lost once the lock file is no longer ours.
+  Clock::duration keep_alive_interval() const noexcept override {
+    return options_.stale_age ? Clock::duration(*options_.stale_age) / 3 : Clock::duration::zero();
+  }
+  std::error_code keep_alive() noexcept override { return touch(); }
   // liblockfile's test on the current lock: true when it exists and is valid (not stale).
   bool is_valid() const noexcept;
   const std::filesystem::path& path() const noexcept { return file_; }

@@ -4,6 +4,7 @@
 #include "locksmith/atomic_file.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/file_lock.hpp"
+#include "locksmith/keep_alive.hpp"
 #include "locksmith/link_lock.hpp"
 #include "locksmith/lock.hpp"
 #include "locksmith/lockable.hpp"

@@ -25,6 +25,7 @@
 //    keep increasing across such a loss as long as the server's clock does not step back.
 //  - release() of a lease that expired and was taken by someone else returns errc::lock_lost and
 //    leaves the other owner's key alone. force_release() deletes the key whoever holds it.
+//  - Loss: see keep_alive() below; KeepAlive (keep_alive.hpp) drives it for a holder.
 //  - auto_refresh: a thread resets the PTTL to ttl every ttl/3 while held; when the key no longer
 //    holds our token the lease is marked lost (owned() false, release() errc::lock_lost).
 //  - Waiting: a waiter subscribes to `<key>:released` on a second connection (kept open between
@@ -122,9 +123,19 @@ class RedisLease : public Lockable {
   std::optional<std::uint64_t> fence() const noexcept { return fence_; }
   // Whether we are still inside our own bound on the lease (see Semantics).
   bool valid() const noexcept;
-  Clock::time_point valid_until() const noexcept;
+  Clock::time_point valid_until() const noexcept override;
   // The refresher (or extend/owned) found that the key no longer holds our token.
-  bool lost() const noexcept { return lost_.load(); }
+  bool lost() const noexcept override { return lost_.load(); }
+
+  // Lock loss (lockable.hpp): keep_alive() is reacquire() (the PTTL back to ttl, one round
+  // trip), every ttl/3. Found lost when the key no longer holds our token (it expired and was
+  // taken, or was deleted); when the server does not answer, the hold is certain only until
+  // valid_until(), the holder's own bound.
+  Clock::duration keep_alive_interval() const noexcept override {
+    return Clock::duration(options_.ttl) / 3;
+  }
+  std::error_code keep_alive() noexcept override { return reacquire(); }
+  std::optional<Clock::duration> expiry_bound() const noexcept override { return options_.ttl; }
 
   const std::string& key() const noexcept { return key_; }
   const LeaseOptions& options() const noexcept { return options_; }

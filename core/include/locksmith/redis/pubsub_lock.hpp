@@ -86,6 +86,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -145,7 +146,16 @@ class RedisLock : public Lockable {
   bool owned() const noexcept { return held_ && !lost_.load(); }
   bool held() const noexcept { return held_; }
   // The holder thread found the subscriber connection gone (or unresponsive).
-  bool lost() const noexcept { return lost_.load(); }
+  bool lost() const noexcept override { return lost_.load(); }
+
+  // Lock loss (lockable.hpp): the subscriber thread finds a dropped connection at once (EOF, a
+  // read error) and a silent one within health_check_interval + command timeout; it then calls
+  // the on_loss() notice at once. keep_alive() only reports what the thread found (no I/O).
+  Clock::duration keep_alive_interval() const noexcept override {
+    return options_.health_check_interval;
+  }
+  std::error_code keep_alive() noexcept override;
+  bool on_loss(std::function<void()> notice) noexcept override;
   // How many pings this object's holder thread answered (since construction).
   std::uint64_t pings_answered() const noexcept { return pings_answered_.load(); }
   // How many clients this object's acquires CLIENT KILLed (since construction).
@@ -202,6 +212,8 @@ class RedisLock : public Lockable {
   std::string release_channel_;     // private channel that stops the holder thread
   std::thread thread_;
   std::atomic<bool> lost_{false};
+  std::mutex notice_mu_;  // notice_
+  std::function<void()> notice_;
   std::atomic<std::uint64_t> pings_answered_{0};
   std::uint64_t reaped_ = 0;
   std::uint64_t jitter_state_ = 0;

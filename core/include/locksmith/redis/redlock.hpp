@@ -42,6 +42,7 @@
 //    of one another (a replica promoted on failover may not have the key).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -95,7 +96,18 @@ class Redlock : public Lockable {
   bool held() const noexcept { return held_; }
   // The remaining validity (zero when not held or run out).
   Clock::duration validity() const noexcept;
-  Clock::time_point valid_until() const noexcept { return valid_until_; }
+  Clock::time_point valid_until() const noexcept override { return valid_until_; }
+
+  // Lock loss (lockable.hpp): keep_alive() is extend(ttl) without the max_extensions limit (a
+  // holder that keeps proving itself alive), every ttl/3. Found lost when fewer than a majority
+  // still hold our token, or the validity ran out; fewer than a majority answering leaves the
+  // old validity standing (the hold is certain until valid_until()).
+  Clock::duration keep_alive_interval() const noexcept override {
+    return Clock::duration(options_.ttl) / 3;
+  }
+  std::error_code keep_alive() noexcept override { return extend_by(options_.ttl, false); }
+  bool lost() const noexcept override { return lost_.load(); }
+  std::optional<Clock::duration> expiry_bound() const noexcept override { return options_.ttl; }
   // Our token while held (empty otherwise).
   const std::string& token() const noexcept { return token_; }
   // How many masters took the key at the successful acquisition (0 when not held).
@@ -116,6 +128,7 @@ class Redlock : public Lockable {
                std::size_t& ones, std::size_t& answered, std::error_code& first_error,
                std::string& unreachable);
   void unlock_all(const std::string& token);
+  std::error_code extend_by(std::chrono::milliseconds ttl, bool counted) noexcept;
   Clock::duration drift(std::chrono::milliseconds ttl) const noexcept;
   Clock::duration retry_pause();
 
@@ -126,7 +139,7 @@ class Redlock : public Lockable {
   std::string last_error_;
 
   bool held_ = false;
-  bool lost_ = false;
+  std::atomic<bool> lost_{false};
   std::string token_;
   Clock::time_point valid_until_{};
   std::size_t acquired_on_ = 0;
