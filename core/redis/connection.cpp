@@ -6,9 +6,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "locksmith/error.hpp"
 
@@ -40,6 +44,69 @@ class RedisCategory final : public std::error_category {
     return "unknown redis error " + std::to_string(value);
   }
 };
+
+// with_message(): value = serial << kErrnoBits | errno, the text in a ring of kKept entries
+// indexed by serial. A code whose entry was overwritten (or that was never made here) falls back
+// to the errno's own text; its conditions come from the errno alone, so they never change.
+constexpr int kErrnoBits = 12;  // Linux errnos are < 4096
+constexpr std::size_t kKept = 1024;
+constexpr int kSerials = 1 << (31 - kErrnoBits);
+
+class MessageCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "locksmith.redis.os"; }
+  std::string message(int value) const override {
+    {
+      const std::lock_guard lk(mu_);
+      const Entry& e = ring_[slot(value)];
+      if (e.value == value) return e.text;
+    }
+    return std::generic_category().message(errno_of(value));
+  }
+  std::error_condition default_error_condition(int value) const noexcept override {
+    return {errno_of(value), std::generic_category()};
+  }
+  int record(int err, std::string text) {
+    const std::lock_guard lk(mu_);
+    serial_ = serial_ + 1 < kSerials ? serial_ + 1 : 1;
+    const int value = (serial_ << kErrnoBits) | err;
+    Entry& e = ring_[slot(value)];
+    e.value = value;
+    e.text = std::move(text);
+    return value;
+  }
+
+ private:
+  struct Entry {
+    int value = 0;
+    std::string text;
+  };
+  static int errno_of(int value) noexcept { return value & ((1 << kErrnoBits) - 1); }
+  static std::size_t slot(int value) noexcept {
+    return static_cast<std::size_t>(value >> kErrnoBits) % kKept;
+  }
+  mutable std::mutex mu_;
+  std::array<Entry, kKept> ring_{};
+  int serial_ = 0;
+};
+
+MessageCategory& message_category() {
+  static MessageCategory category;
+  return category;
+}
+
+// "250ms", "1.5s", "2s" (a budget computed as 1.999 s from a 2 s deadline reads as 2s).
+std::string format_ms(std::chrono::milliseconds ms) {
+  std::array<char, 32> buf{};
+  if (ms.count() < 1000) {
+    std::snprintf(buf.data(), buf.size(), "%lldms", static_cast<long long>(ms.count()));
+    return buf.data();
+  }
+  std::snprintf(buf.data(), buf.size(), "%.1f", static_cast<double>(ms.count()) / 1000.0);
+  std::string out = buf.data();
+  if (out.size() > 2 && out.compare(out.size() - 2, 2, ".0") == 0) out.resize(out.size() - 2);
+  return out + "s";
+}
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -95,13 +162,35 @@ Reply convert(const redisReply* r, std::string& error) {
 // send(MSG_NOSIGNAL) and recv(2) on its blocking fd, whose SO_SNDTIMEO/SO_RCVTIMEO (set by
 // redisSetTimeout) bound each call by the command timeout.
 
-// Writes all of [p, p+n); 0 or the errno (EAGAIN: the send timeout passed).
-int write_all(int fd, const char* p, std::size_t n) noexcept {
+// Milliseconds left before `deadline` for a poll(), at most `cap` and at least 1.
+int poll_ms(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds cap) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  const auto ms = std::clamp<long long>(std::min(left, cap).count(), 1, INT_MAX);
+  return static_cast<int>(ms);
+}
+
+// Writes all of [p, p+n); 0 or the errno (EAGAIN: the send timeout passed). With a deadline
+// (not kNoDeadline) the sends do not block: a full socket buffer is waited for with poll()
+// until the deadline, `cap` at most per wait.
+int write_all(int fd, const char* p, std::size_t n, std::chrono::steady_clock::time_point deadline,
+              std::chrono::milliseconds cap) noexcept {
+  const bool bounded = deadline != Connection::kNoDeadline;
   while (n > 0) {
-    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | (bounded ? MSG_DONTWAIT : 0));
     if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
+      const int e = errno;
+      if (e == EINTR) continue;
+      if (bounded && (e == EAGAIN || e == EWOULDBLOCK)) {
+        pollfd pfd{};
+        pfd.fd = fd;
+        pfd.events = POLLOUT;
+        const int pr = ::poll(&pfd, 1, poll_ms(deadline, cap));
+        if (pr > 0) continue;
+        if (pr < 0 && errno == EINTR) continue;
+        return pr == 0 ? EAGAIN : errno;
+      }
+      return e;
     }
     p += w;
     n -= static_cast<std::size_t>(w);
@@ -176,6 +265,14 @@ const std::error_category& redis_category() noexcept {
 
 std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), redis_category()}; }
 
+std::error_code with_message(std::error_code os_error, std::string message) {
+  if (os_error.category() != std::generic_category() || os_error.value() <= 0 ||
+      os_error.value() >= (1 << kErrnoBits)) {
+    return os_error;
+  }
+  return {message_category().record(os_error.value(), std::move(message)), message_category()};
+}
+
 std::string sha1_hex(std::string_view data) {
   std::array<std::uint32_t, 5> h = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
   std::string msg(data);
@@ -213,6 +310,18 @@ std::string Connection::endpoint() const {
 
 void Connection::close() noexcept { ctx_.reset(); }
 
+std::chrono::milliseconds Connection::budget(std::chrono::milliseconds option) const noexcept {
+  const auto cap = std::max(option, std::chrono::milliseconds(1));
+  if (deadline_ == kNoDeadline) return cap;
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+  return std::clamp(left, std::chrono::milliseconds(1), cap);
+}
+
+std::string Connection::no_answer(std::chrono::milliseconds waited) const {
+  return "redis " + endpoint() + " did not answer within " + format_ms(waited);
+}
+
 Result Connection::fail(std::error_code ec, std::string message) {
   last_error_ = message;
   return Result(ec, std::move(message));
@@ -221,8 +330,9 @@ Result Connection::fail(std::error_code ec, std::string message) {
 std::error_code Connection::connect() {
   ctx_.reset();
   errno = 0;
-  redisContext* raw = redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                              to_timeval(options_.connect_timeout));
+  const auto connect_budget = budget(options_.connect_timeout);
+  redisContext* raw =
+      redisConnectWithTimeout(options_.host.c_str(), options_.port, to_timeval(connect_budget));
   const int saved = errno;
   std::unique_ptr<redisContext, ContextDeleter> ctx(raw);
   const std::string where = "cannot connect to redis at " + endpoint() + ": ";
@@ -231,7 +341,12 @@ std::error_code Connection::connect() {
         .error();
   }
   if (ctx->err != 0) {
-    if (ctx->err == REDIS_ERR_IO && saved != 0 && saved != EINPROGRESS) {
+    if (ctx->err == REDIS_ERR_IO && (saved == ETIMEDOUT || saved == EINPROGRESS)) {
+      return fail(std::make_error_code(std::errc::timed_out),
+                  no_answer(connect_budget) + " (TCP connect)")
+          .error();
+    }
+    if (ctx->err == REDIS_ERR_IO && saved != 0) {
       return fail(std::error_code(saved, std::generic_category()), where + std::strerror(saved))
           .error();
     }
@@ -403,12 +518,14 @@ std::error_code Connection::write_command(int argc, const char** argv, const std
   if (len < 0 || raw == nullptr) {
     return fail(std::make_error_code(std::errc::not_enough_memory), "redis: out of memory").error();
   }
-  const int e = write_all(ctx_->fd, raw, static_cast<std::size_t>(len));
+  const int e =
+      write_all(ctx_->fd, raw, static_cast<std::size_t>(len), deadline_, options_.command_timeout);
   if (e == 0) return {};
   ctx_.reset();  // a partly written command leaves the stream unusable
   if (e == EAGAIN || e == EWOULDBLOCK) {
     return fail(std::make_error_code(std::errc::timed_out),
-                "redis " + endpoint() + ": cannot send within the command timeout")
+                "redis " + endpoint() + " did not take a command within " +
+                    format_ms(budget(options_.command_timeout)))
         .error();
   }
   return fail(std::error_code(e, std::generic_category()),
@@ -424,6 +541,22 @@ std::error_code Connection::read_reply(void*& out) {
       return fail(make_error_code(errc::protocol_error), std::move(what)).error();
     }
     if (out != nullptr) return {};
+    // Without a deadline, SO_RCVTIMEO (the command timeout) bounds the recv; with one, a poll()
+    // first waits for no longer than is left.
+    auto waited = options_.command_timeout;
+    if (deadline_ != kNoDeadline) {
+      waited = budget(options_.command_timeout);
+      pollfd pfd{};
+      pfd.fd = ctx_->fd;
+      pfd.events = POLLIN;
+      const int pr =
+          ::poll(&pfd, 1, static_cast<int>(std::min<long long>(waited.count(), INT_MAX)));
+      if (pr < 0 && errno == EINTR) continue;
+      if (pr == 0) {
+        ctx_.reset();
+        return fail(std::make_error_code(std::errc::timed_out), no_answer(waited)).error();
+      }
+    }
     std::array<char, 16384> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): filled by recv
     const ssize_t n = ::recv(ctx_->fd, buf.data(), buf.size(), 0);
     if (n > 0) {
@@ -443,9 +576,7 @@ std::error_code Connection::read_reply(void*& out) {
           .error();
     }
     if (e == EAGAIN || e == EWOULDBLOCK) {
-      return fail(std::make_error_code(std::errc::timed_out),
-                  "redis " + endpoint() + ": no reply within the command timeout")
-          .error();
+      return fail(std::make_error_code(std::errc::timed_out), no_answer(waited)).error();
     }
     return fail(std::error_code(e, std::generic_category()),
                 "redis " + endpoint() + ": recv: " + std::strerror(e))

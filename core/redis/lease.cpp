@@ -1,4 +1,5 @@
 #include "locksmith/redis/lease.hpp"
+#include "io_deadline.hpp"
 #include "registry_internal.hpp"
 #include "token.hpp"
 
@@ -177,8 +178,22 @@ std::error_code RedisLease::failed(const Result& r) {
   return r.error();
 }
 
-std::error_code RedisLease::attempt(bool& got, long long& pttl, bool want_pttl) {
+// After an attempt whose reply was lost: it may have taken the key. Keep the token for the next
+// acquire, which then recognises a key left behind as ours. When the connection dropped, also
+// delete what it may have taken, on a new connection (still within the attempt's deadline).
+// Not when the server did not answer in time: the delete would wait as long again, and a server
+// that resumes could run it before the attempt, which came on another connection.
+void RedisLease::forget_attempt(const Result& r) {
+  retry_token_ = token_;
+  if (r.error() != std::errc::timed_out) {
+    (void)conn_.eval(release_script(), {key_, channel_}, {token_});
+  }
+}
+
+std::error_code RedisLease::attempt(bool& got, long long& pttl, bool want_pttl,
+                                    Clock::time_point io) {
   const std::lock_guard lk(mu_);
+  const detail::ScopedDeadline bounded(conn_, io);
   if (!options_.fence && options_.index_key.empty() && retry_token_.empty()) {
     return plain_attempt(got, pttl, want_pttl);
   }
@@ -186,13 +201,7 @@ std::error_code RedisLease::attempt(bool& got, long long& pttl, bool want_pttl) 
                        ? conn_.eval(acquire_script(), {key_, fence_key_}, {token_, ttl_ms_})
                        : registered_attempt();
   if (!r) {
-    if (!conn_.connected()) {
-      // The script may have run without us seeing the reply (a timeout, a dropped connection):
-      // delete what it may have taken, and keep the token for the next acquire, which then
-      // recognises the key as ours should the delete have run first or failed.
-      retry_token_ = token_;
-      (void)conn_.eval(release_script(), {key_, channel_}, {token_});
-    }
+    if (!conn_.connected()) forget_attempt(r);
     return failed(r);
   }
   const Reply& v = r.value();
@@ -215,10 +224,7 @@ std::error_code RedisLease::attempt(bool& got, long long& pttl, bool want_pttl) 
 std::error_code RedisLease::plain_attempt(bool& got, long long& pttl, bool want_pttl) {
   const Result r = conn_.command({"SET", key_, token_, "NX", "PX", ttl_ms_});
   if (!r) {
-    if (!conn_.connected()) {
-      retry_token_ = token_;
-      (void)conn_.eval(release_script(), {key_, channel_}, {token_});
-    }
+    if (!conn_.connected()) forget_attempt(r);
     return failed(r);
   }
   got = r.value().type == Reply::Type::status;
@@ -242,21 +248,23 @@ Result RedisLease::registered_attempt() {
                          {key_, fence_key_, key_ + ":info", options_.index_key}, args);
 }
 
-std::error_code RedisLease::subscribe(Clock::time_point deadline) {
+std::error_code RedisLease::subscribe(Clock::time_point io) {
+  const detail::ScopedDeadline bounded(sub_, io);
   if (const auto ec = sub_.send({"SUBSCRIBE", channel_})) {
     const std::lock_guard lk(mu_);
     last_error_ = sub_.last_error();
     return ec;
   }
-  // The confirmation comes within the command timeout, whatever the caller's deadline.
-  const auto limit = std::max(
-      deadline, Clock::now() + std::chrono::ceil<Clock::duration>(sub_.options().command_timeout));
+  // The confirmation comes within the command timeout and the attempt's deadline.
+  const auto limit = std::min(
+      io, Clock::now() + std::chrono::ceil<Clock::duration>(sub_.options().command_timeout));
   for (;;) {
     const Result r = sub_.read_until(limit);
     if (!r) {
       const std::lock_guard lk(mu_);
-      last_error_ =
-          r.message().empty() ? "redis " + sub_.endpoint() + ": no SUBSCRIBE reply" : r.message();
+      last_error_ = r.message().empty()
+                        ? "redis " + sub_.endpoint() + " did not answer SUBSCRIBE in time"
+                        : r.message();
       sub_.close();
       return r.error() == locksmith::errc::timeout ? std::make_error_code(std::errc::timed_out)
                                                    : r.error();
@@ -310,11 +318,12 @@ std::error_code RedisLease::acquire(LockMode mode, Clock::time_point deadline) n
     for (;;) {
       drain();
       const auto start = Clock::now();
+      const auto io = detail::io_deadline(deadline, entry);
       bool got = false;
       long long pttl = -2;
-      if (const auto ec = attempt(got, pttl, deadline > start)) {
+      if (const auto ec = attempt(got, pttl, deadline > start, io)) {
         token_.clear();
-        return ec;
+        return detail::with_context(ec, last_error());
       }
       if (got) {
         retry_token_.clear();
@@ -333,11 +342,11 @@ std::error_code RedisLease::acquire(LockMode mode, Clock::time_point deadline) n
       first = false;
       if (!subscribed_ && !no_notify_) {
         // Subscribe, then retry at once: a release before the subscription took is not seen.
-        if (const auto ec = subscribe(deadline)) {
+        if (const auto ec = subscribe(detail::io_deadline(deadline, entry))) {
           if (ec.category() != redis_category() || ec == errc::connection_closed ||
               ec == errc::protocol_error) {
             token_.clear();
-            return ec;
+            return detail::with_context(ec, last_error());
           }
           no_notify_ = true;  // refused (an ACL without channel permissions): wait without
         }

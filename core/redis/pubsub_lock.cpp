@@ -1,4 +1,5 @@
 #include "locksmith/redis/pubsub_lock.hpp"
+#include "io_deadline.hpp"
 #include "token.hpp"
 
 #include <sys/random.h>
@@ -404,6 +405,23 @@ std::error_code protocol(std::string& last_error, const Connection& c, std::stri
 
 Clock::time_point after(Clock::duration d) { return Lockable::deadline_after(d); }
 
+// A wait for a command's reply: the command timeout, cut to the acquire's I/O deadline.
+Clock::time_point reply_deadline(const Connection& c, Clock::time_point io) {
+  return std::min(io, after(c.options().command_timeout));
+}
+
+// A reply that did not come by `until` (read_until's errc::timeout) is the server not answering:
+// ETIMEDOUT with a message naming it, unlike a pinged subscriber that does not answer.
+std::error_code no_reply(const Result& r, const Connection& c, Clock::time_point since,
+                         Clock::time_point until, std::string& why) {
+  if (r.error() == locksmith::errc::timeout) {
+    why = c.no_answer(until - since);
+    return std::make_error_code(std::errc::timed_out);
+  }
+  why = r.message().empty() ? "redis " + c.endpoint() + ": no reply" : r.message();
+  return r.error() ? r.error() : make_error_code(errc::protocol_error);
+}
+
 }  // namespace
 
 RedisLock::RedisLock(ConnectOptions server, std::string channel, PubSubOptions options)
@@ -470,6 +488,7 @@ LockInfo RedisLock::describe() const {
 // subscriber is this object: it may be another contender while ours was just killed.
 std::error_code RedisLock::numsub(long long& out, bool& self) {
   const std::lock_guard lk(mu_);
+  const detail::ScopedDeadline bounded(conn_, io_);
   const bool mine = subscribed_ && !release_channel_.empty();
   const auto run = [&] {
     return mine ? conn_.command({"PUBSUB", "NUMSUB", channel_, release_channel_})
@@ -559,18 +578,22 @@ std::error_code RedisLock::collect(long long expected, bool reap_missing,
       return ec;
     }
     const std::string rc = channel_ + "-" + rnd;
-    const auto io_deadline = [&] { return after(probe_.options().command_timeout); };
+    const detail::ScopedDeadline bounded(probe_, io_);
+    const auto io_deadline = [&] { return reply_deadline(probe_, io_); };
     if (const auto ec = probe_.send({"SUBSCRIBE", rc})) {
       set_error(probe_.last_error());
       return ec;
     }
+    const auto asked = Clock::now();
+    const auto confirm_by = io_deadline();
     for (;;) {
-      Result r = probe_.read_until(io_deadline());
+      Result r = probe_.read_until(confirm_by);
       if (!r) {
         probe_.close();
-        set_error(r.message().empty() ? "redis " + probe_.endpoint() + ": SUBSCRIBE timed out"
-                                      : r.message());
-        return r.error() ? r.error() : make_error_code(errc::protocol_error);
+        std::string why;
+        const auto ec = no_reply(r, probe_, asked, confirm_by, why);
+        set_error(std::move(why));
+        return ec;
       }
       if (is_push(r.value(), "subscribe")) break;
     }
@@ -578,6 +601,7 @@ std::error_code RedisLock::collect(long long expected, bool reap_missing,
         "{\"message\": \"ping\", \"response_channel\": " + json_string(rc) + "}";
     {
       const std::lock_guard lk(mu_);
+      const detail::ScopedDeadline bounded_conn(conn_, io_);
       const Result r = conn_.command({"PUBLISH", channel_, ping});
       if (!r) {
         last_error_ = r.message();
@@ -649,6 +673,7 @@ std::error_code RedisLock::reap(const std::vector<PubSubHolder>& responders) {
   const bool legacy_responded = std::any_of(responders.begin(), responders.end(),
                                             [](const PubSubHolder& h) { return h.legacy; });
   const std::lock_guard lk(mu_);
+  const detail::ScopedDeadline bounded(conn_, io_);
   const Result r = conn_.command({"CLIENT", "LIST", "TYPE", "pubsub"});
   if (!r) {
     last_error_ = r.message();
@@ -696,10 +721,13 @@ std::error_code RedisLock::subscribe() {
   // and SUBSCRIBE are pipelined (one round trip); SETNAME is sent every time, so a connection
   // that was re-opened gets the name too. A reused connection that turns out dead (a server
   // timeout, a reaper) gets one fresh try.
+  // The holder thread owns sub_ once it runs: the deadline is taken off before it starts.
+  sub_.set_deadline(io_);
   for (int attempt = 0;; ++attempt) {
     const bool reused = sub_.connected();
     if (!reused) {
       if (const auto ec = sub_.connect()) {
+        sub_.set_deadline(Connection::kNoDeadline);
         set_error(sub_.last_error());
         return ec;
       }
@@ -709,13 +737,12 @@ std::error_code RedisLock::subscribe() {
     std::string why;
     bool named = false;
     int confirmed = 0;
-    const auto io_deadline = after(sub_.options().command_timeout);
+    const auto asked = Clock::now();
+    const auto io_deadline = reply_deadline(sub_, io_);
     while (!ec && confirmed < 2) {
       Result r = sub_.read_until(io_deadline);
       if (!r) {
-        ec = r.error() ? r.error() : make_error_code(errc::protocol_error);
-        why = r.message().empty() ? "redis " + sub_.endpoint() + ": SUBSCRIBE timed out"
-                                  : r.message();
+        ec = no_reply(r, sub_, asked, io_deadline, why);
         break;
       }
       const Reply& v = r.value();
@@ -732,9 +759,11 @@ std::error_code RedisLock::subscribe() {
     if (!ec) break;
     sub_.close();
     if (reused && attempt == 0) continue;
+    sub_.set_deadline(Connection::kNoDeadline);
     set_error(why.empty() ? sub_.last_error() : why);
     return ec;
   }
+  sub_.set_deadline(Connection::kNoDeadline);
   lost_ = false;
   try {
     thread_ = std::thread([this] { holder_loop(); });
@@ -755,6 +784,7 @@ std::error_code RedisLock::leave() noexcept {
       // Wake the holder thread through its private channel (never the lock channel).
       try {
         const std::lock_guard lk(mu_);
+        const detail::ScopedDeadline bounded(conn_, io_);
         for (int i = 0; i < 2; ++i) {  // a broken connection reconnects once on the second try
           const Result r = conn_.command({"PUBLISH", release_channel_, "release"});
           if (r && r.value().integer > 0) break;
@@ -903,9 +933,15 @@ std::error_code RedisLock::acquire(LockMode mode, Clock::time_point deadline) no
     held_mode_ = mode;
     held_ = true;
   };
+  // Every connect and round trip of this acquire ends by its deadline (see io_deadline()).
+  struct IoScope {
+    Clock::time_point& io;
+    ~IoScope() { io = Connection::kNoDeadline; }
+  } io_scope{io_};
+  const auto entry = Clock::now();
   const auto fail = [&](std::error_code ec) {
     if (subscribed_) (void)leave();
-    return ec;
+    return detail::with_context(ec, last_error());
   };
   // No holder answered exclusive (a legacy one counts as exclusive), and this object's id is the
   // smallest of the pending ones: the elected writer.
@@ -922,18 +958,18 @@ std::error_code RedisLock::acquire(LockMode mode, Clock::time_point deadline) no
                        [](const PubSubHolder& h) { return h.mode == LockMode::shared; });
   };
   try {
-    const auto entry = Clock::now();
     bool first = true;
     bool writer_elected = false;
     auto backoff = std::chrono::milliseconds(1);
     std::vector<PubSubHolder> holders;
     for (;;) {
+      io_ = detail::io_deadline(deadline, entry);
       if (subscribed_ && lost_.load()) {
         (void)leave();  // our contending subscription died: start over
         writer_elected = false;
       }
       if (!subscribed_) {
-        if (const auto ec = subscribe()) return ec;
+        if (const auto ec = subscribe()) return fail(ec);
       }
       // Claim, then look: from here on a newcomer's probe sees this writer as exclusive.
       if (!shared) set_reply(Reply1::exclusive);

@@ -1,4 +1,5 @@
 #include "locksmith/redis/redlock.hpp"
+#include "io_deadline.hpp"
 #include "spec_util.hpp"
 #include "token.hpp"
 
@@ -142,8 +143,21 @@ std::error_code Redlock::acquire(LockMode mode, Clock::time_point deadline) noex
       return ec;
     }
     const auto entry = Clock::now();
+    // Every master's connects and round trips end by the deadline (see io_deadline()), each
+    // still capped by master_timeout; the deadlines come off when acquire returns.
+    const auto bound = [&] {
+      const auto io = detail::io_deadline(deadline, entry);
+      for (auto& m : masters_) m.set_deadline(io);
+    };
+    struct Unbound {
+      std::vector<Connection>& masters;
+      ~Unbound() {
+        for (auto& m : masters) m.set_deadline(Connection::kNoDeadline);
+      }
+    } unbound{masters_};
     bool first = true;
     for (;;) {
+      bound();
       const auto start = Clock::now();
       std::size_t taken = 0;
       std::size_t answered = 0;
@@ -170,14 +184,17 @@ std::error_code Redlock::acquire(LockMode mode, Clock::time_point deadline) noex
         return {};
       }
       // Delete on all masters, including those that failed: a SET whose reply was lost may
-      // have taken the key.
+      // have taken the key. (At the deadline, this still gets the grace of a last attempt.)
+      bound();
       unlock_all(token_);
       if (answered < quorum()) {
+        // Not contention: too few masters said anything at all.
         last_error_ = "redlock " + target() + ": only " + std::to_string(answered) + " of " +
                       std::to_string(masters_.size()) + " masters reachable (quorum " +
                       std::to_string(quorum()) + "): " + unreachable;
         token_.clear();
-        return first_error ? first_error : make_error_code(errc::connect_failed);
+        return first_error ? detail::with_context(first_error, last_error_)
+                           : make_error_code(errc::connect_failed);
       }
       const auto now = Clock::now();
       if (now >= deadline) {

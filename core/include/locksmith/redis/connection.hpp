@@ -5,13 +5,16 @@
 //  - One Connection is one TCP connection; it is not thread-safe (guard it with a mutex to share).
 //  - connect() applies the connect timeout to the TCP handshake and the command timeout to every
 //    later read and write; AUTH (password, or ACL user + password) and SELECT run on every
-//    (re)connect. A command that fails with an I/O error leaves the connection closed; the next
-//    command reconnects once before sending.
+//    (re)connect. set_deadline() cuts both to what is left before a caller's deadline (a lock's
+//    acquire), so that a server that accepts connections but does not answer (stopped, hung)
+//    costs no more than the caller allowed. A command that fails with an I/O error leaves the
+//    connection closed; the next command reconnects once before sending.
 //  - The socket is made close-on-exec right after it is created (hiredis 0.14 cannot create it so,
 //    so a fork+exec racing with connect() in another thread may inherit it).
 //  - Errors are std::error_codes, each with a message that keeps the server's or the OS's words
 //    and names host:port: an unreachable server keeps the OS errno (generic_category, e.g.
-//    ECONNREFUSED), a command timeout is ETIMEDOUT, server replies map to redis::errc below.
+//    ECONNREFUSED), a command timeout is ETIMEDOUT ("redis HOST:PORT did not answer within 2s"),
+//    server replies map to redis::errc below.
 #pragma once
 
 #include <chrono>
@@ -41,6 +44,14 @@ enum class errc {
 
 const std::error_category& redis_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
+
+// `os_error` (generic_category) with `message` as its message(): it still compares equal to the
+// same std::errc conditions (ec == std::errc::timed_out), but says which server failed and how.
+// For interfaces that return a bare std::error_code (Lockable::acquire), where "Connection timed
+// out" alone would not say which server did not answer. The texts of the last 1024 such codes
+// are kept; an older code's message() is the plain strerror() text. Codes of other categories
+// are returned unchanged. Note that value() is not the errno: compare with std::errc conditions.
+std::error_code with_message(std::error_code os_error, std::string message);
 
 struct ConnectOptions {
   std::string host = "127.0.0.1";
@@ -112,6 +123,16 @@ class Connection {
 
   // Connects (closing any previous connection), authenticates and selects the db.
   std::error_code connect();
+  // From now on, every connect and every command's send and reply (not read_until(), whose
+  // callers give their own deadline) also ends by `deadline`: the options' timeouts are cut to the
+  // time left. A wait cut short fails like a timeout (ETIMEDOUT), its message naming host:port
+  // and how long the server had. kNoDeadline: the options' timeouts alone.
+  static constexpr std::chrono::steady_clock::time_point kNoDeadline =
+      std::chrono::steady_clock::time_point::max();
+  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept {
+    deadline_ = deadline;
+  }
+  std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
   bool connected() const noexcept { return ctx_ != nullptr; }
   void close() noexcept;
 
@@ -136,6 +157,12 @@ class Connection {
   const ConnectOptions& options() const noexcept { return options_; }
   // "host:port" for messages.
   std::string endpoint() const;
+  // The message of a wait for this server that timed out: "redis HOST:PORT did not answer
+  // within 1.5s".
+  std::string no_answer(std::chrono::milliseconds waited) const;
+  std::string no_answer(std::chrono::steady_clock::duration waited) const {
+    return no_answer(std::chrono::ceil<std::chrono::milliseconds>(waited));
+  }
 
  private:
   struct ContextDeleter {
@@ -147,10 +174,12 @@ class Connection {
   std::error_code write_command(int argc, const char** argv, const std::size_t* lens);
   std::error_code read_reply(void*& out);  // one reply (a redisReply*), connected
   Result fail(std::error_code ec, std::string message);
-
+  // `option` cut to the time left before deadline_ (at least 1 ms).
+  std::chrono::milliseconds budget(std::chrono::milliseconds option) const noexcept;
   ConnectOptions options_;
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   std::string last_error_;
+  std::chrono::steady_clock::time_point deadline_ = kNoDeadline;
 };
 
 }  // namespace locksmith::redis

@@ -33,11 +33,19 @@
 //    key publishes nothing), at its deadline, and at the latest after `backstop` (peers such as
 //    redis-py do not publish on release). No fixed-interval polling. An ACL user that may not
 //    use the channels still locks and releases; its waits then end by PTTL and backstop only.
+//  - The acquire deadline bounds every connect and round trip of the acquire (the connection's
+//    timeouts are cut to the time left; an attempt at the deadline, the last after a wait, gets
+//    200 ms). A server that does not answer in time, refuses the connection or resets it makes
+//    acquire() return that OS error (ETIMEDOUT, ECONNREFUSED, ...; message() names host:port),
+//    never errc::timeout / errc::busy, which mean that someone else holds the key. Waiting
+//    forever, or trying once (a deadline already passed), connect_timeout and command_timeout
+//    bound each step instead, so a hung server is reported, not waited for.
 //  - An acquire whose reply is lost (command timeout, dropped connection) may still have taken
-//    the key: acquire() then returns the error after one compare-delete with that token on a new
-//    connection (so a failure can cost a second connect and command timeout), and the next
-//    acquire() of this object reuses the token, so a key left behind is recognised as ours rather
-//    than blocking us until it expires.
+//    the key: the next acquire() of this object reuses the token, so a key left behind is
+//    recognised as ours rather than blocking us until it expires. After a dropped connection,
+//    acquire() also tries one compare-delete with that token on a new connection (within the
+//    deadline) before it returns the error; after a timeout it does not (the server is not
+//    answering), so a hung server that resumes may keep the key for up to ttl.
 //  - fork(): the connections are not shared safely with a child; create the object after fork().
 //  - Cluster: the key, `<key>:fence` and `<key>:released` may hash to different slots; use a hash
 //    tag in the key ("{name}") on Redis Cluster.
@@ -145,10 +153,11 @@ class RedisLease : public Lockable {
   std::string last_error() const;
 
  private:
-  std::error_code attempt(bool& got, long long& pttl, bool want_pttl);
+  std::error_code attempt(bool& got, long long& pttl, bool want_pttl, Clock::time_point io);
+  void forget_attempt(const Result& r);                                       // caller holds mu_
   std::error_code plain_attempt(bool& got, long long& pttl, bool want_pttl);  // holds mu_
   Result registered_attempt();                                                // caller holds mu_
-  std::error_code subscribe(Clock::time_point deadline);
+  std::error_code subscribe(Clock::time_point io);
   std::error_code wait_release(Clock::time_point until);
   void drain();
   std::error_code run_reacquire();  // caller holds mu_

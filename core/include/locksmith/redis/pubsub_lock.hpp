@@ -72,6 +72,15 @@
 //    `health_check_interval`. Any read error, an EOF (CLIENT KILL, server restart) or an
 //    unanswered health PING marks a held lock lost: owned() is false and release() returns
 //    errc::lock_lost. The thread never re-subscribes.
+//  - Deadlines: the acquire deadline bounds its connects and the round trips of its commands
+//    (SUBSCRIBE, NUMSUB, PUBLISH, CLIENT LIST; an attempt at the deadline gets 200 ms), though
+//    not the wait for pinged subscribers' answers (below). A server that does not answer in time,
+//    refuses the connection or resets it makes acquire() return that OS error (ETIMEDOUT,
+//    ECONNREFUSED, ...; message() names host:port), never errc::timeout / errc::busy, which mean
+//    that another subscriber holds the channel. Waiting forever or trying once, connect_timeout
+//    and command_timeout bound each step. A server that hangs while this object is subscribed
+//    and contending can still cost up to health_check_interval + command_timeout more: leaving
+//    waits for the holder thread, which notices the hang by its health check.
 //  - Waiting: a waiter retries with exponential backoff from 1 ms capped at `max_poll` (with
 //    jitter): Redis gives no event when a subscriber goes away, and legacy holders publish
 //    nothing on release. A probe may take up to `unavailable_timeout` beyond the caller's
@@ -217,6 +226,9 @@ class RedisLock : public Lockable {
   std::atomic<std::uint64_t> pings_answered_{0};
   std::uint64_t reaped_ = 0;
   std::uint64_t jitter_state_ = 0;
+  // The I/O deadline of the current acquire round (detail::io_deadline), kNoDeadline outside an
+  // acquire: bounds conn_ (under mu_), probe_, and sub_ until the holder thread starts.
+  Clock::time_point io_ = Connection::kNoDeadline;
 };
 
 // Opens "redis+pubsub://[USER:PASSWORD@]HOST[:PORT]/CHANNEL?OPTIONS" as a RedisLock. Options:

@@ -26,9 +26,11 @@
 //    N/2+1 masters took the key and validity > 0; otherwise it deletes our token on ALL masters
 //    and retries after a random delay in [retry_delay/2, retry_delay*3/2] until the deadline.
 //  - Each master gets a small connect and command timeout (master_timeout, 50 ms by default) so
-//    that a dead master cannot eat the validity. An unreachable master counts as a failure; when
-//    fewer than a majority are reachable at all, acquire fails with the connection error and
-//    last_error() names the unreachable hosts.
+//    that a dead master cannot eat the validity; the acquire deadline cuts them further (an
+//    attempt at the deadline gets 200 ms). An unreachable master counts as a failure; when fewer
+//    than a majority answered at all, acquire fails with the connection error (ETIMEDOUT,
+//    ECONNREFUSED, ...), whose message() and last_error() name the masters that did not answer.
+//    errc::timeout / errc::busy mean that a majority answered and the key was held on too many.
 //
 // Semantics
 //  - Owner: this object (its token). Not thread-safe. Holder death: nothing is released; the keys
