@@ -22,7 +22,7 @@ constexpr const char* kSpecHelp =
     "  | redlock://H1:P1,H2:P2,H3:P3/KEY?ttl=10s (Redlock over N masters)\n"
     "  options after '?', joined by '&': shared=1, timeout=250ms|1.5s|2m, fail_when_locked=1,\n"
     "  perms=0644, follow_symlinks=1, keep_open=1 (flock, fcntl, ofd), lifetime=15s (link, auto),\n"
-    "  slop=10s (link), break_stale=1 (pidfile), stale_age=5m (dotlock)\n"
+    "  slop=10s (link), stale=off|auto, stale_grace=10s (mkdir, pidfile), stale_age=5m (dotlock)\n"
     "Scenarios (stress only): atomic:PATH  writers replace PATH atomically, readers check each "
     "read\n"
     "  | filestore:DIR  producers and consumers hand messages over a FileStore, each exactly once\n"

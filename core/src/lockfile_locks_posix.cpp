@@ -1,4 +1,5 @@
 // MkdirLock, PidLockFile and DotLock on POSIX: the lockfile 0.12 and liblockfile protocols.
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <string>
@@ -20,6 +22,7 @@
 #include <type_traits>
 
 #include "file_ops.hpp"
+#include "holder_record.hpp"
 #include "locksmith/lockfile_locks.hpp"
 #include "sys_posix.hpp"
 
@@ -27,7 +30,9 @@ namespace locksmith {
 
 namespace {
 
+using detail::HolderRecord;
 using detail::last_error;
+using detail::parse_pid_line;
 using detail::retry_on_eintr;
 
 std::error_code os_error(int err) noexcept { return {err, std::generic_category()}; }
@@ -104,23 +109,6 @@ long parse_pid_atoi(std::string_view s) noexcept {
   return value;
 }
 
-// lockfile's read_pid_from_pidfile: the first line, stripped, must be an integer.
-std::optional<long> parse_pid_line(std::string_view s) noexcept {
-  s = s.substr(0, s.find('\n'));
-  const auto blank = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-  while (!s.empty() && blank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && blank(s.back())) s.remove_suffix(1);
-  bool negative = false;
-  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
-    negative = s.front() == '-';
-    s.remove_prefix(1);
-  }
-  long value = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return negative ? -value : value;
-}
-
 // Whether process `pid` exists (liblockfile: kill(pid, 0) succeeds or fails with EPERM).
 bool pid_alive(long pid) noexcept {
   if (pid <= 0 || pid > INT_MAX) return true;  // never judge what we cannot test
@@ -131,7 +119,7 @@ bool pid_alive(long pid) noexcept {
 // Reads at most `limit` bytes of the regular file at `path` (not following a symlink) and its
 // stat. ENOENT when it vanished.
 std::error_code read_head(const std::filesystem::path& path, std::size_t limit, std::string& out,
-                          struct stat& st) noexcept {
+                          struct stat& st, UniqueFd* keep = nullptr) noexcept {
   const int fd = retry_on_eintr([&] {
     return ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   });
@@ -148,6 +136,7 @@ std::error_code read_head(const std::filesystem::path& path, std::size_t limit, 
     got += static_cast<std::size_t>(n);
   }
   out.resize(got);
+  if (keep) *keep = std::move(owner);
   return {};
 }
 
@@ -188,6 +177,19 @@ bool path_is_fd(const std::filesystem::path& path, const UniqueFd& fd) noexcept 
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+// path_is_fd, allowing for a waiter that is taking over a stale lock: it swaps its own lock in
+// and, finding ours instead of the stale one, swaps ours back a few system calls later. While
+// our inode is still linked somewhere (its link count is not 0) we look again, for a bounded time.
+bool path_is_fd_settled(const std::filesystem::path& path, const UniqueFd& fd) noexcept {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    if (path_is_fd(path, fd)) return true;
+    struct stat st {};
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return false;
+}
+
 // Unlinks `path` if it is still the file described by `seen` (same inode, size and mtime):
 // narrows the check-then-unlink window of stale breaking. ENOENT counts as done.
 std::error_code unlink_if_unchanged(const std::filesystem::path& path,
@@ -214,6 +216,273 @@ std::uintptr_t thread_ident(T id) noexcept {
   }
 }
 
+// --- Stale locks: judging them and taking them over ------------------------------------------
+
+// How long ago `st` was last modified, by the system clock (file times are wall-clock times).
+std::chrono::system_clock::duration age_of(const struct stat& st) noexcept {
+  const auto mtime = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+  return std::chrono::system_clock::now() - mtime;
+}
+
+std::string parent_dir(const std::filesystem::path& path) {
+  const std::filesystem::path parent = path.parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+detail::StaleContext stale_context(const std::filesystem::path& lock, const struct stat& st,
+                                   std::chrono::milliseconds grace) {
+  detail::StaleContext context;
+  context.age = age_of(st);
+  context.grace = grace;
+  context.local_fs = detail::local_filesystem(parent_dir(lock).c_str());
+  return context;
+}
+
+// Atomically swaps two existing names (Linux renameat2 RENAME_EXCHANGE). 0 or the errno.
+int exchange_names(const std::filesystem::path& a, const std::filesystem::path& b) noexcept {
+#if defined(LOCKSMITH_OS_LINUX) && defined(RENAME_EXCHANGE)
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) return 0;
+  return errno;
+#else
+  (void)a;
+  (void)b;
+  return ENOSYS;
+#endif
+}
+
+// The filesystem (NFS, old kernels, non-Linux) cannot exchange names atomically. (ENOTSUP is
+// EOPNOTSUPP on Linux, where renameat2 exists.)
+bool exchange_unsupported(int err) noexcept {
+  return err == EINVAL || err == ENOSYS || err == EOPNOTSUPP;
+}
+
+// A name beside `lock` for the replacement that takes a stale lock over.
+std::error_code takeover_name(const std::filesystem::path& lock, std::filesystem::path& out) {
+  std::string rnd;
+  if (const std::error_code ec = detail::random_hex(4, rnd)) return ec;
+  out = lock;
+  out += "." + rnd + ".takeover";
+  return {};
+}
+
+bool same_inode(const struct stat& a, const struct stat& b) noexcept {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+enum class TakeOver { acquired, again, held };
+
+// Replaces the stale pid file `path`, judged while open with lstat `judged`, by a new one with
+// `content`, in one atomic exchange: the name never goes missing, so no third process can slip
+// in. If the exchanged-out file is not the one judged (another waiter broke it and someone
+// locked afresh meanwhile), that fresh lock is put back at once and we report `held`.
+std::error_code take_over_file(const std::filesystem::path& path, const struct stat& judged,
+                               std::string_view content, unsigned permissions, UniqueFd& out,
+                               TakeOver& result) noexcept {
+  result = TakeOver::again;
+  struct stat now {};
+  // Still the lock judged? (Narrows the time in which we may swap out a fresh lock and back.)
+  if (::lstat(path.c_str(), &now) != 0 || !same_inode(now, judged)) return {};
+  std::filesystem::path tmp;
+  try {
+    if (const std::error_code ec = takeover_name(path, tmp)) return ec;
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  struct stat tmp_st {};
+  UniqueFd fd;
+  if (const std::error_code ec = create_exclusive(tmp, content, permissions, tmp_st, fd)) {
+    return ec;
+  }
+  if (const int err = exchange_names(tmp, path); err != 0) {
+    ::unlink(tmp.c_str());
+    result = TakeOver::again;
+    if (vanished_errno(err)) return {};  // released or broken meanwhile: try to create it
+    if (!exchange_unsupported(err)) return os_error(err);
+    // No atomic exchange (NFS): remove it if unchanged. A breaker racing with us can then remove
+    // a lock taken in between; that window is as narrow as two system calls.
+    return unlink_if_unchanged(path, judged);
+  }
+  struct stat old {};
+  if (::lstat(tmp.c_str(), &old) == 0 && same_inode(old, judged)) {
+    ::unlink(tmp.c_str());
+    out = std::move(fd);
+    result = TakeOver::acquired;
+    return {};
+  }
+  // Not the lock we judged: give it its name back (this replaces our file).
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    if (err != ENOENT) return os_error(err);
+    out = std::move(fd);  // nothing to give back: the name is ours
+    result = TakeOver::acquired;
+    return {};
+  }
+  result = TakeOver::held;
+  return {};
+}
+
+// The names in the directory open as `dfd` (without "." and ".."); at most `limit` + 1.
+std::error_code list_names(int dfd, std::vector<std::string>& names, std::size_t limit) noexcept {
+  const int copy = ::fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return last_error();
+  DIR* dir = ::fdopendir(copy);
+  if (!dir) {
+    const std::error_code ec = last_error();
+    ::close(copy);
+    return ec;
+  }
+  ::rewinddir(dir);
+  names.clear();
+  std::error_code ec;
+  try {
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string_view name(entry->d_name);
+      if (name != "." && name != "..") names.emplace_back(name);
+      if (names.size() > limit) break;
+      errno = 0;
+    }
+    if (errno != 0) ec = last_error();
+  } catch (...) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+  ::closedir(dir);
+  return ec;
+}
+
+// Whether the MkdirLockFile directory open as `dfd` (fstat `dst`) was left by a holder that is
+// gone. Each file in it names a holder: by our record inside it, else by lockfile's name; every
+// one must be gone. A directory with anything else in it (or more than a few files) is never
+// judged stale.
+bool mkdir_lock_is_stale(const std::filesystem::path& lock, int dfd, const struct stat& dst,
+                         std::chrono::milliseconds grace) {
+  std::vector<std::string> names;
+  if (list_names(dfd, names, 8) || names.size() > 8) return false;
+  detail::StaleContext context = stale_context(lock, dst, grace);
+  std::vector<HolderRecord> holders;
+  for (const std::string& name : names) {
+    struct stat st {};
+    if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      return false;
+    }
+    context.age = std::min(context.age, age_of(st));
+    HolderRecord record;
+    const int fd = retry_on_eintr([&] {
+      return ::openat(dfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    });
+    if (fd >= 0) {
+      UniqueFd owner(fd);
+      std::string text(4096, '\0');
+      const ssize_t n = retry_on_eintr([&] { return ::read(fd, text.data(), text.size()); });
+      if (n > 0) {
+        text.resize(static_cast<std::size_t>(n));
+        record = detail::parse_holder(text);
+      }
+    }
+    // Our record says more than the name; lockfile's empty file says only what its name says.
+    if (!record.host) record = detail::parse_lockfile_unique_name_here(name);
+    holders.push_back(std::move(record));
+  }
+  if (holders.empty()) return detail::holder_is_gone(HolderRecord{}, true, context);
+  return std::all_of(holders.begin(), holders.end(), [&](const HolderRecord& h) {
+    return detail::holder_is_gone(h, false, context);
+  });
+}
+
+// Removes every file in the directory open as `dfd`, then the directory at `path`.
+std::error_code remove_lock_dir(int dfd, const std::filesystem::path& path) noexcept {
+  std::vector<std::string> names;
+  if (const std::error_code ec = list_names(dfd, names, 64)) return ec;
+  for (const std::string& name : names) {
+    if (::unlinkat(dfd, name.c_str(), 0) != 0 && errno != ENOENT) return last_error();
+  }
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return last_error();
+  return {};
+}
+
+// Makes the lock directory content at `dir`: the directory, then `unique` in it holding
+// `content`. On failure nothing is left behind.
+std::error_code make_lock_dir(const std::filesystem::path& dir, const std::string& unique,
+                              std::string_view content, unsigned permissions, bool dir_exists,
+                              UniqueFd& dir_fd, UniqueFd& file_fd) noexcept {
+  if (!dir_exists && ::mkdir(dir.c_str(), static_cast<mode_t>(permissions & 07777)) != 0) {
+    return last_error();
+  }
+  const int dfd = retry_on_eintr(
+      [&] { return ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW); });
+  if (dfd < 0) {
+    const std::error_code ec = last_error();
+    ::rmdir(dir.c_str());
+    return ec;
+  }
+  UniqueFd d(dfd);
+  // As lockfile: open(unique, "wb") inside the directory; our record goes in it.
+  const int fd = retry_on_eintr([&] {
+    return ::openat(dfd, unique.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
+  });
+  std::error_code ec = fd < 0 ? last_error() : detail::write_all(fd, content);
+  if (ec) {
+    if (fd >= 0) ::close(fd);
+    ::unlinkat(dfd, unique.c_str(), 0);
+    ::rmdir(dir.c_str());
+    return ec;
+  }
+  dir_fd = std::move(d);
+  file_fd = UniqueFd(fd);
+  return {};
+}
+
+// MkdirLock's take_over_file: a new directory with our file is exchanged with the stale one.
+std::error_code take_over_dir(const std::filesystem::path& lock, int judged_fd,
+                              const struct stat& judged, const std::string& unique,
+                              std::string_view content, unsigned permissions, UniqueFd& dir_fd,
+                              UniqueFd& file_fd, TakeOver& result) noexcept {
+  result = TakeOver::again;
+  struct stat now {};
+  if (::lstat(lock.c_str(), &now) != 0 || !same_inode(now, judged)) return {};  // see above
+  std::filesystem::path tmp;
+  try {
+    if (const std::error_code ec = takeover_name(lock, tmp)) return ec;
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  UniqueFd new_dir, new_file;
+  if (const std::error_code ec =
+          make_lock_dir(tmp, unique, content, permissions, false, new_dir, new_file)) {
+    return ec;
+  }
+  const auto discard_new = [&] {
+    ::unlinkat(new_dir.get(), unique.c_str(), 0);
+    ::rmdir(tmp.c_str());
+  };
+  if (const int err = exchange_names(tmp, lock); err != 0) {
+    discard_new();
+    result = TakeOver::again;
+    if (vanished_errno(err)) return {};
+    if (!exchange_unsupported(err)) return os_error(err);
+    // No atomic exchange (NFS): remove it if it is still the directory judged; the window is
+    // as narrow as a few system calls.
+    if (::lstat(lock.c_str(), &now) != 0 || !same_inode(now, judged)) return {};
+    const std::error_code ec = remove_lock_dir(judged_fd, lock);
+    return ec == std::errc::directory_not_empty ? std::error_code{} : ec;
+  }
+  struct stat old {};
+  if (::lstat(tmp.c_str(), &old) == 0 && same_inode(old, judged)) {
+    (void)remove_lock_dir(judged_fd, tmp);  // the stale holder's leftovers, now under tmp
+    dir_fd = std::move(new_dir);
+    file_fd = std::move(new_file);
+    result = TakeOver::acquired;
+    return {};
+  }
+  // Not the directory we judged: swap the fresh lock back, untouched, and drop ours.
+  if (const int err = exchange_names(tmp, lock); err != 0) return os_error(err);
+  discard_new();
+  result = TakeOver::held;
+  return {};
+}
+
 }  // namespace
 
 // --- MkdirLock ---------------------------------------------------------------------------------
@@ -233,40 +502,30 @@ std::filesystem::path MkdirLock::unique_path() const {
 std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {
   if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
   if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
-  std::filesystem::path unique;
+  std::string unique, content;
   try {
-    unique = unique_path();
+    unique = unique_path().filename().string();
+    content = detail::format_holder(detail::current_holder());
   } catch (...) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
+  const auto take = [&](UniqueFd dir, UniqueFd file) {
+    dir_fd_ = std::move(dir);
+    file_fd_ = std::move(file);
+    held_ = true;
+    owner_pid_ = detail::current_pid();
+    unique_name_ = unique;
+  };
   Backoff backoff(deadline);
   int vanished = 0;
   for (;;) {
     if (::mkdir(lock_path_.c_str(), static_cast<mode_t>(options_.permissions & 07777)) == 0) {
-      // As lockfile: open(unique, "wb") inside the directory we just made.
-      const int fd = retry_on_eintr([&] {
-        return ::open(unique.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
-      });
-      if (fd < 0) {
-        const std::error_code ec = last_error();
-        ::rmdir(lock_path_.c_str());
+      UniqueFd dir, file;
+      if (const std::error_code ec =
+              make_lock_dir(lock_path_, unique, content, options_.permissions, true, dir, file)) {
         return ec;
       }
-      UniqueFd file(fd);
-      const int dfd = retry_on_eintr([&] {
-        return ::open(lock_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      });
-      if (dfd < 0) {
-        const std::error_code ec = last_error();
-        ::unlink(unique.c_str());
-        ::rmdir(lock_path_.c_str());
-        return ec;
-      }
-      dir_fd_ = UniqueFd(dfd);
-      file_fd_ = std::move(file);
-      held_ = true;
-      owner_pid_ = detail::current_pid();
-      unique_name_ = unique.filename().string();
+      take(std::move(dir), std::move(file));
       return {};
     }
     const int err = errno;
@@ -282,6 +541,30 @@ std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) no
       return last_error();
     }
     if (!S_ISDIR(st.st_mode)) return junk_error(st.st_mode, true);
+    vanished = 0;
+    // Judged through a descriptor, which also keeps its inode number from being reused.
+    const int dfd = options_.stale == StalePolicy::automatic ? retry_on_eintr([&] {
+      return ::open(lock_path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    })
+                                                             : -1;
+    UniqueFd judged(dfd);
+    if (dfd >= 0 && ::fstat(dfd, &st) == 0 &&
+        mkdir_lock_is_stale(lock_path_, dfd, st, options_.stale_grace)) {
+      UniqueFd dir, file;
+      TakeOver result = TakeOver::held;
+      if (const std::error_code ec = take_over_dir(lock_path_, dfd, st, unique, content,
+                                                   options_.permissions, dir, file, result)) {
+        return ec;
+      }
+      if (result == TakeOver::acquired) {
+        take(std::move(dir), std::move(file));
+        return {};
+      }
+      if (result == TakeOver::again) {
+        if (const std::error_code ec = backoff.overdue()) return ec;
+        continue;
+      }
+    }
     if (const std::error_code ec = backoff.busy()) return ec;
   }
 }
@@ -291,7 +574,7 @@ std::error_code MkdirLock::release() noexcept {
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
   const std::filesystem::path unique = lock_path_ / unique_name_;
-  const bool ours = path_is_fd(lock_path_, dir_fd_) && path_is_fd(unique, file_fd_);
+  const bool ours = path_is_fd_settled(lock_path_, dir_fd_) && path_is_fd(unique, file_fd_);
   dir_fd_.reset();
   file_fd_.reset();
   if (!ours) return make_error_code(errc::lock_lost);
@@ -330,7 +613,12 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
   if (held_) return std::make_error_code(std::errc::resource_deadlock_would_occur);
   if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
   const long pid = detail::current_pid();
-  const std::string content = pid_line(pid);
+  std::string content;
+  try {
+    content = detail::format_holder(detail::current_holder());
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
   Backoff backoff(deadline);
   int vanished = 0;
   for (;;) {
@@ -345,7 +633,8 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
     }
     if (ec != std::errc::file_exists) return ec;
     std::string text;
-    ec = read_head(path_, 64, text, st);
+    UniqueFd judged;  // open while judged, so that its inode number cannot be reused meanwhile
+    ec = read_head(path_, 4096, text, st, &judged);
     if (ec && vanished_errno(ec.value()) && ec.category() == std::generic_category() &&
         ++vanished < kMaxVanished) {
       if (const std::error_code late = backoff.overdue()) return late;
@@ -356,13 +645,29 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
       if (::lstat(path_.c_str(), &lst) == 0) return junk_error(lst.st_mode, false);
     }
     if (ec) return ec;
-    if (options_.break_stale_pid) {
-      const std::optional<long> holder = parse_pid_line(text);
-      if (holder && *holder > 0 && !pid_alive(*holder)) {
-        ec = unlink_if_unchanged(path_, st);
+    vanished = 0;
+    if (options_.stale == StalePolicy::automatic) {
+      bool stale = false;
+      try {
+        stale = detail::holder_is_gone(detail::parse_holder(text), st.st_size == 0,
+                                       stale_context(path_, st, options_.stale_grace));
+      } catch (...) {
+        return std::make_error_code(std::errc::not_enough_memory);
+      }
+      if (stale) {
+        TakeOver result = TakeOver::held;
+        ec = take_over_file(path_, st, content, options_.permissions, fd, result);
         if (ec) return ec;
-        if (const std::error_code late = backoff.overdue()) return late;
-        continue;
+        if (result == TakeOver::acquired) {
+          held_ = true;
+          owner_pid_ = pid;
+          fd_ = std::move(fd);
+          return {};
+        }
+        if (result == TakeOver::again) {
+          if (const std::error_code late = backoff.overdue()) return late;
+          continue;
+        }
       }
     }
     if (const std::error_code wait = backoff.busy()) return wait;
@@ -373,9 +678,10 @@ std::error_code PidLockFile::release() noexcept {
   if (!held_) return make_error_code(errc::not_locked);
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
+  (void)path_is_fd_settled(path_, fd_);  // a waiter may have our file swapped out just now
   std::string text;
   struct stat st {};
-  std::error_code ec = read_head(path_, 64, text, st);
+  std::error_code ec = read_head(path_, 4096, text, st);
   if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
       ec == std::errc::too_many_symbolic_link_levels) {
     return make_error_code(errc::lock_lost);

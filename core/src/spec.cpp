@@ -23,9 +23,11 @@ constexpr std::array<std::string_view, 5> kProtocolKinds = {"link", "mkdir", "do
 // The options each kind accepts.
 std::string_view allowed_options(std::string_view kind) {
   if (kind == "sem") return "timeout, fail_when_locked, perms, follow_symlinks, max, shared";
-  if (kind == "mkdir") return "timeout, fail_when_locked, perms";
+  if (kind == "mkdir") return "timeout, fail_when_locked, perms, stale, stale_grace";
   if (kind == "link") return "timeout, fail_when_locked, perms, lifetime, slop";
-  if (kind == "pidfile") return "timeout, fail_when_locked, perms, break_stale";
+  if (kind == "pidfile") {
+    return "timeout, fail_when_locked, perms, stale, stale_grace, break_stale";
+  }
   if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
   if (kind == "auto") return "shared, timeout, fail_when_locked, perms, follow_symlinks, lifetime";
   return "shared, timeout, fail_when_locked, perms, follow_symlinks, keep_open";
@@ -227,7 +229,8 @@ LockSpec parse_lock_spec(std::string_view spec) {
   }
   // Validate values now, so that errors surface at parse time.
   for (const auto& [key, value] : out.options) {
-    if (key == "timeout" || key == "stale_age" || key == "lifetime" || key == "slop") {
+    if (key == "timeout" || key == "stale_age" || key == "lifetime" || key == "slop" ||
+        key == "stale_grace") {
       try {
         parse_duration(value);
       } catch (const LockError&) {
@@ -236,12 +239,19 @@ LockSpec parse_lock_spec(std::string_view spec) {
       }
     } else if (key == "perms") {
       if (parse_unsigned(spec, key, value, 8) > 07777) bad_spec(spec, "perms out of range");
+    } else if (key == "stale") {
+      if (value != "auto" && value != "off") {
+        bad_spec(spec, cat("stale must be 'auto' or 'off', not '", value, "'"));
+      }
     } else if (key == "max") {
       const unsigned m = parse_unsigned(spec, key, value, 10);
       if (m == 0 || m > 1000) bad_spec(spec, "max must be 1..1000");
     } else {
       parse_flag(spec, key, value);
     }
+  }
+  if (out.options.count("stale") && out.options.count("break_stale")) {
+    bad_spec(spec, "give stale=auto|off or the old break_stale=1|0, not both");
   }
   if (out.kind == "sem" && out.options.count("shared") &&
       parse_flag(spec, "shared", out.options.at("shared"))) {
@@ -310,18 +320,35 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     if (o.lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1ms");
     return std::make_unique<LinkLock>(spec.target, o);
   }
+  // mkdir: and pidfile: take over a dead holder's lock unless stale=off (or break_stale=0).
+  auto stale = [&] {
+    if (const auto it = spec.options.find("break_stale"); it != spec.options.end()) {
+      return flag("break_stale") ? StalePolicy::automatic : StalePolicy::off;
+    }
+    const auto it = spec.options.find("stale");
+    return it != spec.options.end() && it->second == "off" ? StalePolicy::off
+                                                           : StalePolicy::automatic;
+  };
+  auto grace = [&](std::chrono::milliseconds fallback) {
+    const auto it = spec.options.find("stale_grace");
+    if (it == spec.options.end()) return fallback;
+    return std::chrono::ceil<std::chrono::milliseconds>(parse_duration(it->second));
+  };
   if (spec.kind == "mkdir") {
     MkdirLockOptions o;
     o.timeout = timeout;
     o.fail_when_locked = flag("fail_when_locked");
     if (spec.options.count("perms")) o.permissions = perms;
+    o.stale = stale();
+    o.stale_grace = grace(o.stale_grace);
     return std::make_unique<MkdirLock>(spec.target, o);
   }
   if (spec.kind == "pidfile") {
     PidLockFileOptions o;
     o.timeout = timeout;
     o.fail_when_locked = flag("fail_when_locked");
-    o.break_stale_pid = flag("break_stale");
+    o.stale = stale();
+    o.stale_grace = grace(o.stale_grace);
     o.permissions = perms;
     return std::make_unique<PidLockFile>(spec.target, o);
   }

@@ -72,6 +72,79 @@ TEST(LockfileInterop, PIDLockFileVsPidLockFile) {
   locksmith_holds_python_waits<PidLockFile>("pid", dir / "p2");
 }
 
+// Ages what lockfile's lock at `path` consists of: the pid file, or the directory and its file.
+void age_python_lock(const std::string& kind, const fs::path& path, const std::string& unique) {
+  if (kind == "pid") {
+    lftest::age_file(path, 60s);
+    return;
+  }
+  fs::path dir = path;
+  dir += ".lock";
+  lftest::age_file(dir / unique, 60s);
+  lftest::age_file(dir, 60s);
+}
+
+// lockfile writes no start time: its lock is judged by the pid, and only past stale_grace.
+template <class L>
+void python_holder_killed_is_broken_after_grace(const std::string& kind, const fs::path& path) {
+  auto py = python_holder(kind, path);
+  const auto line = py.read_line();
+  ASSERT_TRUE(line && line->rfind("locked ", 0) == 0) << (line ? *line : "no answer");
+  const std::string unique = line->substr(7);
+  L lock(path);
+  age_python_lock(kind, path, unique);
+  EXPECT_FALSE(lock.try_lock());  // old, but its process lives: never broken
+  py.kill9();
+  age_python_lock(kind, path, unique);
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(python_try(kind, path, "0"), "busy");  // lockfile sees our lock
+  EXPECT_EQ(lock.release(), std::error_code{});
+  EXPECT_EQ(python_try(kind, path, "0"), "locked");  // nothing of the dead holder is left
+}
+
+template <class L>
+void python_holder_killed_is_kept_within_grace(const std::string& kind, const fs::path& path) {
+  auto py = python_holder(kind, path);
+  const auto line = py.read_line();
+  ASSERT_TRUE(line && line->rfind("locked ", 0) == 0) << (line ? *line : "no answer");
+  py.kill9();
+  L lock(path);
+  EXPECT_FALSE(lock.try_lock());
+}
+
+// lockfile's break_lock removes our lock, record and all; our release then reports the loss.
+template <class L>
+void python_breaks_ours(const std::string& cls, const fs::path& path) {
+  L lock(path);
+  ASSERT_TRUE(lock.try_lock());
+  auto [code, out] =
+      lftest::run({LF_PYTHON, "-c",
+                   "import sys\nfrom lockfile.mkdirlockfile import MkdirLockFile\n"
+                   "from lockfile.pidlockfile import PIDLockFile\n"
+                   "l=" +
+                       cls +
+                       "(sys.argv[1]); print(l.is_locked(), l.i_am_locking()); l.break_lock(); "
+                       "print(l.is_locked())",
+                   path.string()});
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out, "True False\nFalse\n");
+  EXPECT_EQ(lock.release(), errc::lock_lost);
+}
+
+TEST(LockfileInterop, KilledMkdirLockFileHolderIsBrokenAfterGrace) {
+  TempDir dir;
+  python_holder_killed_is_broken_after_grace<MkdirLock>("mkdir", dir / "m");
+  python_holder_killed_is_kept_within_grace<MkdirLock>("mkdir", dir / "m2");
+  python_breaks_ours<MkdirLock>("MkdirLockFile", dir / "m3");
+}
+
+TEST(LockfileInterop, KilledPIDLockFileHolderIsBrokenAfterGrace) {
+  TempDir dir;
+  python_holder_killed_is_broken_after_grace<PidLockFile>("pid", dir / "p");
+  python_holder_killed_is_kept_within_grace<PidLockFile>("pid", dir / "p2");
+  python_breaks_ours<PidLockFile>("PIDLockFile", dir / "p3");
+}
+
 // LinkLockFile's lock is `<path>.lock`, an empty hard link: the same name as DotLock's, so they
 // exclude each other (an empty lock counts as held for DotLock's stale_age, 5 minutes).
 TEST(LockfileInterop, LinkLockFileVsDotLock) {

@@ -113,26 +113,135 @@ TEST(DotLockProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
   other.unlock();
 }
 
-TEST(PidLockFileProcesses, KilledHolderLeavesLockUnlessBreakStalePid) {
+template <class L>
+class StaleProcesses : public ::testing::Test {};
+using ProtocolKinds = ::testing::Types<MkdirLock, PidLockFile>;
+TYPED_TEST_SUITE(StaleProcesses, ProtocolKinds);
+
+// Fails before stale detection: a SIGKILLed holder's lock stayed forever.
+TYPED_TEST(StaleProcesses, KilledHolderIsTakenOverAtOnceNeverWhileAlive) {
+  TempDir dir;
+  auto child = holder<TypeParam>(dir / "f");
+  ASSERT_TRUE(child.read_line());
+  TypeParam other(dir / "f");
+  EXPECT_FALSE(other.try_lock());
+  EXPECT_FALSE(other.try_lock_for(200ms));  // alive: never broken
+  child.kill9();
+  ASSERT_TRUE(other.try_lock());  // its first attempt: no grace period for a full record
+  other.unlock();
+  EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});
+}
+
+TYPED_TEST(StaleProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
+  TempDir dir;
+  auto child = holder<TypeParam>(dir / "f");
+  ASSERT_TRUE(child.read_line());
+  TypeParam other(dir / "f");
+  std::thread killer([&] { child.kill9(); });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(other.try_lock_for(lftest::kWait));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);  // backoff is at most 128 ms
+  killer.join();
+  other.unlock();
+}
+
+// A holder killed but not yet reaped is a zombie: its pid exists, yet it will never release.
+TYPED_TEST(StaleProcesses, ZombieHolderIsGone) {
+  TempDir dir;
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    TypeParam lock(dir / "f");
+    const char ok = lock.try_lock_for(lftest::kWait) ? 'y' : 'n';
+    (void)!::write(ready[1], &ok, 1);
+    ::_exit(0);  // no release: the lock stays behind
+  }
+  ::close(ready[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ::close(ready[0]);
+  ASSERT_EQ(ok, 'y');
+  // The pipe closing says the child has exited; it stays a zombie until waitpid below.
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
+  TypeParam other(dir / "f");
+  EXPECT_TRUE(other.try_lock());
+  ::waitpid(pid, nullptr, 0);
+  other.unlock();
+}
+
+TEST(PidLockFileProcesses, StaleOffLeavesAKilledHoldersLock) {
   TempDir dir;
   auto child = holder<PidLockFile>(dir / "p");
   ASSERT_TRUE(child.read_line());
-  PidLockFileOptions opts;
-  opts.break_stale_pid = true;
-  PidLockFile plain(dir / "p"), breaker(dir / "p", opts);
-  EXPECT_FALSE(breaker.try_lock());  // alive
+  PidLockFileOptions off;
+  off.stale = locksmith::StalePolicy::off;
+  PidLockFile plain(dir / "p", off);
   child.kill9();
   EXPECT_FALSE(plain.try_lock());  // lockfile semantics: stays locked
-  ASSERT_TRUE(breaker.try_lock());
-  breaker.unlock();
+  EXPECT_FALSE(plain.break_lock());
+  ASSERT_TRUE(plain.try_lock());
+  plain.unlock();
 }
 
-TEST(MkdirLockProcesses, KilledHolderLeavesLockUntilBroken) {
+// Many waiters racing to break the locks of holders that die holding: never two inside.
+TYPED_TEST(StaleProcesses, RacingBreakersNeverLetTwoIn) {
+  TempDir dir;
+  void* mem =
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* shared = new (mem) Shared;
+  constexpr int kWorkers = 4, kRounds = 15;
+  std::vector<lftest::Child> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.push_back(lftest::Child::fork([&, w] {
+      for (int r = 0; r < kRounds; ++r) {
+        // Each round is a fresh process, so that a crash leaves a real dead holder behind.
+        const pid_t pid = ::fork();
+        if (pid < 0) return 3;
+        if (pid == 0) {
+          TypeParam lock(dir / "f");
+          const std::error_code ec =
+              lock.acquire(locksmith::LockMode::exclusive, locksmith::Clock::now() + lftest::kWait);
+          if (ec) {
+            std::fprintf(stderr, "acquire: %s\n", ec.message().c_str());
+            ::_exit(2);
+          }
+          if (shared->inside.fetch_add(1) != 0) shared->violations.fetch_add(1);
+          shared->entries.fetch_add(1);
+          std::this_thread::sleep_for(300us);  // widen the critical section
+          shared->inside.fetch_sub(1);
+          if ((r + w) % 2 == 0) ::_exit(0);  // dies holding it
+          lock.unlock();
+          ::_exit(0);
+        }
+        int status = 0;
+        if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          return 4;
+        }
+      }
+      return 0;
+    }));
+  }
+  for (auto& c : workers) {
+    const int status = c.wait(120s);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  EXPECT_EQ(shared->violations.load(), 0);
+  EXPECT_EQ(shared->entries.load(), kWorkers * kRounds);
+  ::munmap(mem, sizeof(Shared));
+}
+
+TEST(MkdirLockProcesses, StaleOffLeavesLockUntilBroken) {
   TempDir dir;
   auto child = holder<MkdirLock>(dir / "m");
   ASSERT_TRUE(child.read_line());
   child.kill9();
-  MkdirLock other(dir / "m");
+  locksmith::MkdirLockOptions off;
+  off.stale = locksmith::StalePolicy::off;
+  MkdirLock other(dir / "m", off);
   EXPECT_FALSE(other.try_lock());
   EXPECT_FALSE(other.break_lock());
   ASSERT_TRUE(other.try_lock());

@@ -96,7 +96,7 @@ TEST(MkdirLock, NamesMatchPythonLockfile) {
   EXPECT_EQ(MkdirLock(messy).lock_path().string(), python_names(messy).at("lock_file"));
 }
 
-TEST(MkdirLock, CreatesDirectoryWithOneEmptyFileLikeLockfile) {
+TEST(MkdirLock, CreatesDirectoryWithOneFileLikeLockfile) {
   TempDir dir;
   // What lockfile leaves on disk (it exits holding the lock).
   auto [code, out] =
@@ -115,13 +115,18 @@ TEST(MkdirLock, CreatesDirectoryWithOneEmptyFileLikeLockfile) {
   const std::string ours = lock.unique_path().filename().string();
   EXPECT_EQ(lftest::list_dir(dir / "cc.lock"), std::vector<std::string>{ours});
   EXPECT_TRUE(S_ISREG(file_mode(dir / "cc.lock" / ours)));
-  EXPECT_EQ(fs::file_size(dir / "cc.lock" / ours), 0u);
+  // lockfile writes it empty and only tests that it exists; ours holds the holder record.
+  const std::string record = lftest::read_file(dir / "cc.lock" / ours);
+  EXPECT_EQ(record.rfind(std::to_string(::getpid()) + "\nlocksmith-holder v=1 start=", 0), 0u)
+      << record;
+  EXPECT_NE(record.find(" host=" + hostname() + "\n"), std::string::npos) << record;
   EXPECT_EQ(file_mode(dir / "cc.lock" / ours) & 07777,
             file_mode(dir / "py.lock" / py_unique) & 07777);
   EXPECT_EQ(lock.describe().token, ours);
   lock.unlock();
   EXPECT_FALSE(fs::exists(dir / "cc.lock"));
-  EXPECT_TRUE(fs::exists(dir / "py.lock"));  // lockfile has no stale rule; neither have we
+  // lockfile's lock of a gone process, but younger than stale_grace: not judged yet.
+  EXPECT_TRUE(fs::exists(dir / "py.lock"));
   MkdirLock other(dir / "py");
   EXPECT_FALSE(other.try_lock());
 }
@@ -280,7 +285,16 @@ TEST(PidLockFile, ContentAndModeMatchPythonLockfile) {
   EXPECT_EQ(lftest::read_file(dir / "py.pid"), out);  // "%d\n"
   PidLockFile lock(dir / "cc.pid");
   ASSERT_TRUE(lock.try_lock());
-  EXPECT_EQ(lftest::read_file(dir / "cc.pid"), std::to_string(::getpid()) + "\n");
+  // lockfile's "%d\n", then the holder record on a line that lockfile's read_pid never reads.
+  const std::string text = lftest::read_file(dir / "cc.pid");
+  EXPECT_EQ(text.rfind(std::to_string(::getpid()) + "\nlocksmith-holder v=1 start=", 0), 0u)
+      << text;
+  EXPECT_NE(text.find(" host=" + hostname() + "\n"), std::string::npos) << text;
+  auto [pcode, pout] = lftest::run({LF_PYTHON, "-c",
+                                    "import sys\nfrom lockfile.pidlockfile import PIDLockFile\n"
+                                    "print(PIDLockFile(sys.argv[1]).read_pid())",
+                                    (dir / "cc.pid").string()});
+  EXPECT_EQ(pout, std::to_string(::getpid()) + "\n");
   EXPECT_EQ(file_mode(dir / "cc.pid"), file_mode(dir / "py.pid"));
   EXPECT_EQ(lock.read_pid(), ::getpid());
   EXPECT_EQ(PidLockFile(dir / "py.pid").read_pid(), std::stol(out));
@@ -319,25 +333,35 @@ TEST(PidLockFile, ReplacedFileIsNotRemovedOnRelease) {
   EXPECT_EQ(lftest::read_file(dir / "p"), "1\n");
 }
 
-TEST(PidLockFile, StalePidBrokenOnlyWhenAskedAndOnlyWhenDead) {
+TEST(PidLockFile, BarePidBrokenOnlyWhenDeadAndOlderThanGrace) {
   TempDir dir;
   const std::string dead = std::to_string(lftest::dead_pid()) + "\n";
+  PidLockFileOptions off;
+  off.stale = locksmith::StalePolicy::off;
+  PidLockFile plain(dir / "p", off), breaker(dir / "p");
   lftest::write_file(dir / "p", dead);
-  PidLockFile plain(dir / "p");
-  EXPECT_FALSE(plain.try_lock());  // lockfile never breaks a lock
-  PidLockFileOptions opts;
-  opts.break_stale_pid = true;
-  PidLockFile breaker(dir / "p", opts);
+  EXPECT_FALSE(breaker.try_lock());  // lockfile's file, younger than stale_grace
+  lftest::age_file(dir / "p", 60s);
+  EXPECT_FALSE(plain.try_lock());  // stale=off: lockfile semantics, never broken
   for (const std::string& alive : {std::to_string(::getppid()) + "\n", std::string("junk\n"),
-                                   std::string("0\n"), std::string("")}) {
+                                   std::string("0\n"), std::string("-3\n")}) {
     lftest::write_file(dir / "p", alive);
+    lftest::age_file(dir / "p", 60s);
     EXPECT_FALSE(breaker.try_lock()) << alive;
     EXPECT_EQ(lftest::read_file(dir / "p"), alive);
   }
-  lftest::write_file(dir / "p", dead);
+  // Empty: the creator died between open(O_EXCL) and write(); judged once older than the grace.
+  lftest::write_file(dir / "p", "");
+  EXPECT_FALSE(breaker.try_lock());
+  lftest::age_file(dir / "p", 60s);
   ASSERT_TRUE(breaker.try_lock());
-  EXPECT_EQ(lftest::read_file(dir / "p"), std::to_string(::getpid()) + "\n");
   breaker.unlock();
+  lftest::write_file(dir / "p", dead);
+  lftest::age_file(dir / "p", 60s);
+  ASSERT_TRUE(breaker.try_lock());
+  EXPECT_EQ(breaker.read_pid(), ::getpid());
+  breaker.unlock();
+  EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});  // nothing left beside
 }
 
 TEST(PidLockFile, DirectoryAtPathIsAnError) {
@@ -349,6 +373,164 @@ TEST(PidLockFile, DirectoryAtPathIsAnError) {
   PidLockFile s(dir / "s");
   EXPECT_EQ(s.acquire(LockMode::exclusive, Clock::now() + 10s), errc::symlink_refused);
   EXPECT_FALSE(fs::exists(dir / "target"));
+}
+
+// --- the stale rule of MkdirLock and PidLockFile -------------------------------------------------
+
+// Puts a lock whose holder record is `record` where L looks, as if another process held it.
+void plant(const PidLockFile& l, const std::string& record, std::chrono::seconds age = 0s) {
+  lftest::write_file(l.path(), record);
+  if (age > 0s) lftest::age_file(l.path(), age);
+}
+void plant(const MkdirLock& l, const std::string& record, std::chrono::seconds age = 0s) {
+  fs::create_directory(l.lock_path());
+  const fs::path file = l.lock_path() / (hostname() + ".holder");
+  lftest::write_file(file, record);
+  if (age > 0s) {
+    lftest::age_file(file, age);
+    lftest::age_file(l.lock_path(), age);
+  }
+}
+fs::path planted_path(const PidLockFile& l) { return l.path(); }
+fs::path planted_path(const MkdirLock& l) { return l.lock_path() / (hostname() + ".holder"); }
+fs::path record_path(const PidLockFile& l) { return l.path(); }
+fs::path record_path(const MkdirLock& l) { return l.unique_path(); }
+
+// The record a lock of this process writes.
+template <class L>
+std::string own_record(const fs::path& path) {
+  L lock(path);
+  EXPECT_TRUE(lock.try_lock());
+  std::string text = lftest::read_file(record_path(lock));
+  lock.unlock();
+  return text;
+}
+
+// `record` with field `key` (start, boot, pidns, host) set to `value`.
+std::string with_field(std::string record, const std::string& key, const std::string& value) {
+  const std::size_t at = record.find(" " + key + "=");
+  EXPECT_NE(at, std::string::npos) << key << " in " << record;
+  const std::size_t from = at + key.size() + 2;
+  const std::size_t to = key == "host" ? record.find('\n', from) : record.find(' ', from);
+  return record.replace(from, to - from, value);
+}
+
+std::string with_pid(std::string record, long pid) {
+  return std::to_string(pid) + record.substr(record.find('\n'));
+}
+
+template <class L>
+class StaleRule : public ::testing::Test {};
+using ProtocolKinds = ::testing::Types<MkdirLock, PidLockFile>;
+TYPED_TEST_SUITE(StaleRule, ProtocolKinds);
+
+TYPED_TEST(StaleRule, LiveHolderIsNeverBroken) {
+  TempDir dir;
+  TypeParam holder(dir / "f"), waiter(dir / "f");
+  ASSERT_TRUE(holder.try_lock());
+  EXPECT_FALSE(waiter.try_lock());
+  EXPECT_FALSE(waiter.try_lock_for(100ms));
+  // Also as a file left by "another" holder with our (live) pid and start time, however old.
+  const std::string record = lftest::read_file(record_path(holder));
+  holder.unlock();
+  plant(waiter, record, 3600s);
+  EXPECT_FALSE(waiter.try_lock());
+  EXPECT_EQ(lftest::read_file(planted_path(waiter)), record);
+}
+
+TYPED_TEST(StaleRule, LivePidWithAnotherStartTimeIsPidReuse) {
+  TempDir dir;
+  const std::string record = own_record<TypeParam>(dir / "f");
+  TypeParam waiter(dir / "f");
+  plant(waiter, with_field(record, "start", "1"));  // our live pid, but not our start: reused
+  ASSERT_TRUE(waiter.try_lock());                   // at once: a full record needs no grace period
+  EXPECT_EQ(lftest::read_file(record_path(waiter)), record);
+  waiter.unlock();
+  EXPECT_FALSE(fs::exists(record_path(waiter)));
+  EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});  // leftovers removed
+}
+
+TYPED_TEST(StaleRule, DeadPidOrOtherBootIsStale) {
+  TempDir dir;
+  const std::string record = own_record<TypeParam>(dir / "f");
+  TypeParam waiter(dir / "f");
+  plant(waiter, with_pid(record, lftest::dead_pid()));
+  ASSERT_TRUE(waiter.try_lock());
+  waiter.unlock();
+  plant(waiter, with_field(record, "boot", "00000000-0000-4000-8000-000000000000"));
+  ASSERT_TRUE(waiter.try_lock());  // our pid runs, but the holder's boot is over
+  waiter.unlock();
+}
+
+TYPED_TEST(StaleRule, AnotherHostOrPidNamespaceIsNeverJudged) {
+  TempDir dir;
+  const std::string record = with_pid(own_record<TypeParam>(dir / "f"), lftest::dead_pid());
+  TypeParam waiter(dir / "f");
+  for (const std::string& foreign : {with_field(with_field(record, "host", "elsewhere.example"),
+                                                "boot", "00000000-0000-4000-8000-000000000000"),
+                                     with_field(record, "pidns", "1")}) {
+    plant(waiter, foreign, 3600s);
+    EXPECT_FALSE(waiter.try_lock()) << foreign;
+    EXPECT_EQ(lftest::read_file(planted_path(waiter)), foreign);
+    EXPECT_FALSE(waiter.break_lock());
+  }
+}
+
+TYPED_TEST(StaleRule, StaleOffKeepsLockfilesNever) {
+  TempDir dir;
+  const std::string record = with_pid(own_record<TypeParam>(dir / "f"), lftest::dead_pid());
+  typename std::conditional_t<std::is_same_v<TypeParam, MkdirLock>, MkdirLockOptions,
+                              PidLockFileOptions>
+      off;
+  off.stale = locksmith::StalePolicy::off;
+  TypeParam plain(dir / "f", off);
+  plant(plain, record, 3600s);
+  EXPECT_FALSE(plain.try_lock());
+  EXPECT_FALSE(plain.break_lock());
+  EXPECT_TRUE(plain.try_lock());
+  plain.unlock();
+}
+
+TEST(MkdirLock, LockfilesNamesAreJudgedByHostAndEveryPossiblePid) {
+  TempDir dir;
+  MkdirLock waiter(dir / "m");
+  const std::string dead = std::to_string(lftest::dead_pid());
+  const std::string alive = std::to_string(::getppid());
+  const auto plant_named = [&](const std::string& name, std::chrono::seconds age) {
+    fs::create_directory(waiter.lock_path());
+    lftest::write_file(waiter.lock_path() / name, "");
+    lftest::age_file(waiter.lock_path() / name, age);
+    lftest::age_file(waiter.lock_path(), age);
+  };
+  // Another host's lock, however old and whatever its pid.
+  plant_named("elsewhere.example.-1a2b3c4d" + dead, 3600s);
+  EXPECT_FALSE(waiter.try_lock());
+  ASSERT_FALSE(waiter.break_lock());
+  // Ours but younger than the grace period.
+  plant_named(hostname() + ".-1a2b3c4d" + dead, 0s);
+  EXPECT_FALSE(waiter.try_lock());
+  ASSERT_FALSE(waiter.break_lock());
+  // "-<hex><pid>" where the hex may end in digits: "...d1" + pid could also be pid "1<pid>" or
+  // the live one; any live reading keeps the lock.
+  plant_named(hostname() + ".-abcd" + alive, 3600s);
+  EXPECT_FALSE(waiter.try_lock());
+  ASSERT_FALSE(waiter.break_lock());
+  plant_named(hostname() + "." + alive, 3600s);  // threaded=False
+  EXPECT_FALSE(waiter.try_lock());
+  ASSERT_FALSE(waiter.break_lock());
+  plant_named(hostname() + ".-1a2b3c4d" + dead, 3600s);
+  ASSERT_TRUE(waiter.try_lock());
+  waiter.unlock();
+  plant_named(hostname() + "." + dead, 3600s);
+  ASSERT_TRUE(waiter.try_lock());
+  waiter.unlock();
+  // An empty directory (its creator died before writing its file), once past the grace period.
+  fs::create_directory(waiter.lock_path());
+  EXPECT_FALSE(waiter.try_lock());
+  lftest::age_file(waiter.lock_path(), 3600s);
+  ASSERT_TRUE(waiter.try_lock());
+  waiter.unlock();
+  EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});
 }
 
 TEST(DotLock, NameAndContentAreLiblockfiles) {

@@ -1,9 +1,12 @@
 // Lock specs: parse_lock_spec, parse_duration, LockSpec::to_string and open_lock.
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "locksmith/file_lock.hpp"
 #include "locksmith/semaphore.hpp"
@@ -131,9 +134,13 @@ TEST(ParseLockSpec, FileProtocolKinds) {
   EXPECT_EQ(parse_lock_spec("link:/x/l?lifetime=2m&slop=1s").options.at("lifetime"), "2m");
   EXPECT_THROW(open_lock("link:/x/l?lifetime=0"), LockError);
   // Options that mean nothing for a kind are refused, naming what it accepts.
-  for (const char* spec : {"mkdir:/x?shared=1", "pidfile:/x?stale_age=5m", "dotlock:/x?max=2",
-                           "flock:/x?break_stale=1", "dotlock:/x?stale_age=soon",
-                           "link:/x?shared=1", "link:/x?lifetime=forever"}) {
+  EXPECT_EQ(parse_lock_spec("mkdir:/x?stale=off&stale_grace=1m").options.at("stale"), "off");
+  EXPECT_EQ(parse_lock_spec("pidfile:/x?stale=auto").options.at("stale"), "auto");
+  for (const char* spec :
+       {"mkdir:/x?shared=1", "pidfile:/x?stale_age=5m", "dotlock:/x?max=2",
+        "flock:/x?break_stale=1", "dotlock:/x?stale_age=soon", "link:/x?shared=1",
+        "link:/x?lifetime=forever", "dotlock:/x?stale=off", "mkdir:/x?break_stale=1",
+        "pidfile:/x?stale=1", "mkdir:/x?stale_grace=soon", "pidfile:/x?stale=off&break_stale=1"}) {
     EXPECT_EQ(spec_error(spec), errc::invalid_spec) << spec;
   }
   try {
@@ -144,6 +151,33 @@ TEST(ParseLockSpec, FileProtocolKinds) {
               std::string::npos)
         << e.what();
   }
+}
+
+// stale= reaches MkdirLock and PidLockFile: a dead holder's old lock is taken over by default.
+TEST(OpenLock, StaleOptionDrivesTakeOver) {
+  test::TempDir dir;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // its pid is now free
+  const std::string pidfile = (dir / "p").string();
+  const auto plant = [&] {
+    std::FILE* f = std::fopen(pidfile.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f, "%d\n", static_cast<int>(child));
+    std::fclose(f);
+  };
+  plant();
+  EXPECT_FALSE(open_lock("pidfile:" + pidfile)->try_lock());  // younger than stale_grace
+  EXPECT_FALSE(open_lock("pidfile:" + pidfile + "?stale=off&stale_grace=0")->try_lock());
+  EXPECT_FALSE(open_lock("pidfile:" + pidfile + "?break_stale=0&stale_grace=0")->try_lock());
+  auto taker = open_lock("pidfile:" + pidfile + "?stale_grace=0");
+  EXPECT_TRUE(taker->try_lock());
+  taker->unlock();
+  plant();
+  auto old_spelling = open_lock("pidfile:" + pidfile + "?break_stale=1&stale_grace=0");
+  EXPECT_TRUE(old_spelling->try_lock());
+  old_spelling->unlock();
 }
 
 TEST(OpenLock, FileProtocolLocksFromTheSpec) {

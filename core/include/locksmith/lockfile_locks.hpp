@@ -18,8 +18,35 @@
 //  - fork(): the child inherits the object's "held" state but not the ownership (the pid differs):
 //    its release(), including its destructor, returns errc::not_locked and leaves the parent's lock
 //    in place. exec() keeps the lock on disk; the new image has no object for it.
-//  - Crash of the holder (SIGKILL, power loss): the lock stays behind. MkdirLock and PidLockFile do
-//    nothing about it by default (as lockfile); DotLock breaks it by liblockfile's stale rule.
+//  - Crash of the holder (SIGKILL, power loss): the lock stays behind on disk. DotLock breaks it
+//    by liblockfile's stale rule. MkdirLock and PidLockFile (unlike lockfile, which waits forever)
+//    take it over by the stale rule below, by default (StalePolicy::automatic; `stale=off` in a
+//    spec restores lockfile's behaviour): a waiter gets the lock of a SIGKILLed holder at its next
+//    attempt, at most 128 ms later, or, for a lock written by lockfile itself, once it is
+//    `stale_grace` (10 s) old.
+//  - Stale rule of MkdirLock and PidLockFile. Their locks record the holder after lockfile's pid
+//    line, where lockfile does not look: pid, process start time (field 22 of /proc/PID/stat),
+//    boot id (/proc/sys/kernel/random/boot_id), pid namespace and hostname (see each class).
+//     * a lock from another host (by its hostname) is never stale;
+//     * with the full record: stale when the boot id differs (that boot is over), or the pid has
+//       no process or a zombie, or a process whose start time differs (the pid was reused). Never
+//       when the process with that pid and start time runs, or when /proc cannot tell (hidepid),
+//       or when the holder was in another pid namespace;
+//     * with only a pid (lockfile's files, or a holder without /proc): stale only when no process
+//       (or a zombie) has that pid, the lock is at least `stale_grace` old, and the host is known
+//       to be ours (MkdirLock's names carry it) or the lock is on a local filesystem (a pid file
+//       on NFS, SMB, FUSE, ... could be any host's);
+//     * with nothing (an empty pid file, an empty lock directory: the creator died between
+//       creating and writing it): stale once `stale_grace` old;
+//     * anything else (junk, a foreign file in the directory) is never stale.
+//    Hostnames must be unique among the hosts that share a lock directory.
+//  - Taking over is race-free on Linux local filesystems: the waiter builds its own lock beside
+//    the stale one and swaps the two names in one renameat2(RENAME_EXCHANGE), so the lock name
+//    never goes missing and no third process can get in. It then checks that what it swapped out
+//    is the inode it judged (held open while judged, so the number cannot be reused); if not (two
+//    waiters broke at once and one already holds a fresh lock), it swaps that back untouched and
+//    waits. Where the filesystem cannot exchange (NFS), the stale lock is removed if its inode is
+//    unchanged, and two breakers racing can, within a few system calls, remove a fresh lock.
 //  - Waiting: these protocols give the kernel nothing to wake a waiter with, so a wait with a
 //    deadline retries with exponential backoff (1 ms doubling to 128 ms) and ±50 % jitter.
 //    A deadline at or before now means one attempt: errc::busy; busy at a later deadline:
@@ -27,8 +54,9 @@
 //  - Errors are the OS errno (ENOENT for a missing directory, EACCES/EROFS for a read-only one,
 //    ENOTDIR/EISDIR/EEXIST for foreign junk of the wrong type); throwing forms name the lock path.
 //  - NFS: mkdir(), O_CREAT|O_EXCL (NFSv3+) and link() are atomic on the server, so MkdirLock,
-//    PidLockFile and DotLock exclude across clients. The pid tests of PidLockFile's break_stale_pid
-//    and DotLock's check_pid only mean something on one host; turn them off for shared mounts.
+//    PidLockFile and DotLock exclude across clients. The stale rule of MkdirLock and PidLockFile
+//    never judges another host's lock (and no bare pid on a network filesystem); DotLock's
+//    check_pid only means something on one host: turn it off for shared mounts.
 //  - Destruction releases a held lock and never throws.
 //  - Windows: these classes exist but acquire() returns errc::unsupported.
 #pragma once
@@ -44,22 +72,37 @@
 
 namespace locksmith {
 
+// Whether MkdirLock and PidLockFile take over a lock whose holder is gone (the stale rule above).
+enum class StalePolicy {
+  off,        // lockfile's behaviour: a crashed holder's lock stays until broken by hand
+  automatic,  // the stale rule; the default
+};
+
 // MkdirLock — lockfile.mkdirlockfile.MkdirLockFile.
 //  - The lock is the directory abspath(path) + ".lock", created with mkdir() (mode 0777 before
 //    umask, as os.mkdir). Busy = EEXIST, whatever the existing entry is.
-//  - Inside it, an empty file named like lockfile's unique name "%s.%s%s" % (hostname, tname, pid)
+//  - Inside it, a file named like lockfile's unique name "%s.%s%s" % (hostname, tname, pid)
 //    with tname = "-%x" % (thread id & 0xffffffff) when `threaded` (lockfile's default; the id is
-//    pthread_self(), which is what Python's threading ident is), else "". lockfile reads this file
-//    only to decide "is it me"; it decides nothing for other processes.
+//    pthread_self(), which is what Python's threading ident is), else "". lockfile only tests that
+//    this file exists (it writes it empty); locksmith writes its holder record in it:
+//      "<pid>\nlocksmith-holder v=1 start=<ticks> boot=<boot id> pidns=<inode> host=<name>\n".
+//    lockfile's release/break_lock remove it like their own, and lockfile's own locks (one empty
+//    file, no record) keep working with its release (unlink + rmdir).
 //  - release() removes the file, then the directory. A directory whose file is not ours (or that
 //    contains more) is not removed: errc::lock_lost.
-//  - Stale locks: lockfile has no stale detection and neither has MkdirLock. break_lock() is
-//    lockfile's break_lock(): it removes the directory and every file in it, whoever holds it.
+//  - Stale locks: by the rule above. Each file in the directory names a holder, by its record or,
+//    for lockfile's empty file, by its name (host, and the pid; a threaded name "-<hex><pid>" can
+//    split several ways, and then every possible pid must be gone); all of them must be gone.
+//    A lock taken over has its leftovers removed. break_lock() is lockfile's break_lock(): it
+//    removes the directory and every file in it, whoever holds it.
 struct MkdirLockOptions {
   std::optional<Clock::duration> timeout;  // lock() waits this long; nullopt = forever
   bool fail_when_locked = false;           // lock() does not wait at all
   bool threaded = true;                    // thread part in the unique name, as lockfile's default
   unsigned permissions = 0777;             // directory mode before umask
+  StalePolicy stale = StalePolicy::automatic;
+  // A lock that says less than our full record is judged only once it is this old.
+  std::chrono::milliseconds stale_grace = std::chrono::seconds(10);
 };
 
 class MkdirLock : public Lockable {
@@ -100,18 +143,20 @@ class MkdirLock : public Lockable {
 };
 
 // PidLockFile — lockfile.pidlockfile.PIDLockFile (and the FHS pid-file convention).
-//  - The lock is `path` itself, created with open(O_CREAT|O_EXCL|O_WRONLY, 0644) and holding
-//    "%d\n" % pid. Busy = EEXIST.
+//  - The lock is `path` itself, created with open(O_CREAT|O_EXCL|O_WRONLY, 0644) holding
+//    "%d\n" % pid, as lockfile, then the holder record on a second line, which lockfile's
+//    read_pid (first line only) and FHS pid-file readers ignore:
+//      "<pid>\nlocksmith-holder v=1 start=<ticks> boot=<boot id> pidns=<inode> host=<name>\n".
+//    Busy = EEXIST.
 //  - release() unlinks it only if it still contains our pid (lockfile: NotMyLock otherwise).
-//  - Stale locks: lockfile never breaks them. With `break_stale_pid` (default off), a lock whose
-//    pid does not exist (kill(pid, 0) fails with ESRCH) is removed and acquisition retried; a file
-//    without a valid pid is never broken. Only meaningful when every user is on this host; two
-//    breakers racing can, as with every check-then-unlink scheme, remove a fresh lock (the file is
-//    re-checked by inode and content just before unlink to keep that window small).
+//  - Stale locks: by the rule above (lockfile never breaks them). A plain pid file says nothing of
+//    its host, so a bare pid is only judged on a local filesystem.
 struct PidLockFileOptions {
   std::optional<Clock::duration> timeout;  // lock() waits this long; nullopt = forever
   bool fail_when_locked = false;
-  bool break_stale_pid = false;
+  StalePolicy stale = StalePolicy::automatic;
+  // A lock that says less than our full record is judged only once it is this old.
+  std::chrono::milliseconds stale_grace = std::chrono::seconds(10);
   unsigned permissions = 0644;  // before umask, as lockfile
 };
 

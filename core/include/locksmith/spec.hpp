@@ -21,7 +21,11 @@
 //   max=N                semaphore size (sem: only, required)
 //   lifetime=DURATION    link: and auto: only: expiry written at acquire/refresh (default 15s)
 //   slop=DURATION        link: only: clock skew allowed before breaking (default 10s)
-//   break_stale=1        pidfile: only: take over a pid file whose process is gone
+//   stale=auto|off       mkdir: and pidfile: only: take over a lock whose holder is gone, by the
+//                        stale rule in lockfile_locks.hpp (default auto; off = lockfile's "never")
+//   stale_grace=DURATION mkdir: and pidfile: only: age before a lock without a start time (one
+//                        written by lockfile) may be judged (default 10s)
+//   break_stale=0|1      pidfile: only: the old spelling of stale=off|auto
 //   stale_age=DURATION   dotlock: only: age after which a lock without a live pid is stale
 //                        (default 5m as liblockfile; 0 = never)
 // Each kind accepts only the options that mean something for it.
