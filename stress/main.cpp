@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_validators.hpp"
 #include "leases_command.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "run_command.hpp"
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
   run_cmd
       ->add_option("--timeout,-t", timeout,
                    "Seconds to wait for the lock (0: do not wait; default: forever)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(
+          locksmith::cli::seconds_or_zero("do not wait", "leave --timeout out to wait forever"));
   run_cmd->add_flag("--verbose,-v", run.verbose, "Say on stderr which lock was taken");
   run_cmd->add_option("command", run.command, "COMMAND [ARGS...] after --")->required();
   run_cmd->footer(kSpecHelp);
@@ -88,13 +90,13 @@ int main(int argc, char** argv) {
       "environment errors.");
   stress_cmd->add_option("--lock,-l", stress.spec, "Lock spec (see below)")->required();
   stress_cmd->add_option("--workers,-w", stress.workers, "Worker processes (default 4)")
-      ->check(CLI::Range(1, 256));
+      ->check(locksmith::cli::whole_number(1, 256));
   auto* dur = stress_cmd->add_option("--duration,-d", duration, "Seconds to run")
-                  ->check(CLI::PositiveNumber);
+                  ->check(locksmith::cli::positive_seconds());
   auto* iters = stress_cmd
                     ->add_option("--iterations,-n", iterations,
                                  "Critical sections per worker (instead of --duration)")
-                    ->check(CLI::PositiveNumber);
+                    ->check(locksmith::cli::whole_number(1, 1'000'000'000'000));
   dur->excludes(iters);
   stress_cmd->add_option("--nemesis", nemesis,
                          "Faults to inject, comma-separated: kill (SIGKILL a holder inside its\n"
@@ -107,23 +109,25 @@ int main(int argc, char** argv) {
   double pause_for = 0.2;
   stress_cmd
       ->add_option("--nemesis-interval", nemesis_interval, "Seconds between faults (default 0.3)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   stress_cmd
       ->add_option("--pause-for", pause_for,
                    "Seconds a pause / redis-stop fault lasts (default 0.2)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   stress_cmd->add_option("--hold-us", hold_us, "Microseconds inside each critical section (50)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(locksmith::cli::whole_number(0, 3'600'000'000));
   stress_cmd
       ->add_option("--timeout,-t", acquire_timeout,
                    "Seconds each acquire may wait (default 2; 0: do not wait)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(locksmith::cli::seconds_or_zero("do not wait"));
   stress_cmd
       ->add_option("--shared-ratio", stress.shared_ratio,
                    "Fraction of acquisitions taken shared (0..1, default 0)")
-      ->check(CLI::Range(0.0, 1.0));
-  stress_cmd->add_option("--threads", stress.threads,
-                         "Threads per worker process (default 1; 4 for broken:fcntl-threads)");
+      ->check(locksmith::cli::fraction());
+  stress_cmd
+      ->add_option("--threads", stress.threads,
+                   "Threads per worker process (default 1; 4 for broken:fcntl-threads)")
+      ->check(locksmith::cli::whole_number(1, 256));
   stress_cmd->add_option("--history-dir", history_dir,
                          "Keep the histories in this directory (for `locksmith check`)");
   std::string rendezvous;
@@ -133,9 +137,9 @@ int main(int argc, char** argv) {
                          "Multi-host run: a fresh directory on the shared filesystem where the\n"
                          "controllers of all hosts meet; each keeps its histories in host-K/");
   stress_cmd->add_option("--hosts", hosts, "Multi-host run: how many hosts take part")
-      ->check(CLI::Range(1, 200));
+      ->check(locksmith::cli::whole_number(1, 200));
   stress_cmd->add_option("--host-index", host_index, "Multi-host run: this host's index, 0..N-1")
-      ->check(CLI::Range(0, 199));
+      ->check(locksmith::cli::whole_number(0, 199));
   bool no_progress = false;
   stress_cmd->add_flag("--no-progress", no_progress, "Do not draw a progress bar");
   add_report_options(stress_cmd, stress_files);
@@ -172,9 +176,9 @@ int main(int argc, char** argv) {
                         "the workers use it (cross-client coherence, e.g. two NFS mounts)");
   probe_cmd
       ->add_option("--duration,-d", probe_duration, "Seconds of stress per primitive (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   probe_cmd->add_option("--workers,-w", probe.workers, "Worker processes per primitive (4)")
-      ->check(CLI::Range(1, 256));
+      ->check(locksmith::cli::whole_number(1, 256));
   probe_cmd
       ->add_option("--only", only,
                    "Probe only these primitives (flock, fcntl, ofd, sem, link, mkdir,\n"
