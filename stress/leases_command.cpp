@@ -293,6 +293,13 @@ int fail(const char* what, std::error_code ec, const std::string& message) {
 
 int LeasesCommand::run() const {
   const State& s = *state_;
+  // Before connecting: a bad name is a usage error whether or not the server answers.
+  if (!s.list->parsed()) {
+    if (const std::string why = lr::LeaseRegistry::name_problem(s.name); !why.empty()) {
+      std::fprintf(stderr, "locksmith leases: invalid lease name: %s\n", why.c_str());
+      return kLeasesUsage;
+    }
+  }
   try {
     const Server server = parse_server(s.server);
     lr::LeaseRegistry registry(server.options, server.prefix);
@@ -394,8 +401,11 @@ int LeasesCommand::run() const {
           return fail("release", ec, registry.last_error());
         }
         if (!existed) {
+          // As for a release by token: a lease that is not there is status 1 (the README's
+          // "no such lease"), so a script learns that it deleted nothing.
           std::fprintf(stderr, "locksmith leases release: no lease %s on %s (nothing deleted)\n",
                        s.name.c_str(), registry.endpoint().c_str());
+          return kLeasesBusy;
         }
         return kLeasesOk;
       }

@@ -12,6 +12,7 @@ namespace locksmith::cli {
 // Exit statuses of `locksmith leases`.
 inline constexpr int kLeasesOk = 0;
 inline constexpr int kLeasesBusy = 1;    // held by someone else, not the owner, no such lease
+                                         // (release --force of a missing lease too)
 inline constexpr int kLeasesUsage = 2;   // bad arguments
 inline constexpr int kLeasesServer = 3;  // the server failed (unreachable, auth, script error)
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_validators.hpp"
 #include "leases_command.hpp"
 #include "locksmith/harness/engine.hpp"
 #include "run_command.hpp"
@@ -71,17 +72,20 @@ int main(int argc, char** argv) {
   run_cmd
       ->add_option("--timeout,-t", timeout,
                    "Seconds to wait for the lock (0: do not wait; default: forever)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(
+          locksmith::cli::seconds_or_zero("do not wait", "leave --timeout out to wait forever"));
   run_cmd->add_flag("--verbose,-v", run.verbose, "Say on stderr which lock was taken");
   double keep_alive = -1;
-  run_cmd
-      ->add_option("--keep-alive", keep_alive,
-                   "Seconds between renewals of an expiring lock (default: a third of its\n"
-                   "lifetime or TTL)")
-      ->check(CLI::PositiveNumber);
+  auto* keep_alive_opt = run_cmd
+                             ->add_option("--keep-alive", keep_alive,
+                                          "Seconds between renewals of an expiring lock (default: "
+                                          "a third of its\nlifetime or TTL)")
+                             ->check(locksmith::cli::positive_seconds());
   bool no_keep_alive = false;
-  run_cmd->add_flag("--no-keep-alive", no_keep_alive,
-                    "Do not renew the lock: it may expire while COMMAND runs (then exit 76)");
+  run_cmd
+      ->add_flag("--no-keep-alive", no_keep_alive,
+                 "Do not renew the lock: it may expire while COMMAND runs (then exit 76)")
+      ->excludes(keep_alive_opt);
   std::string on_lost = "term";
   run_cmd
       ->add_option("--on-lost", on_lost,
@@ -92,7 +96,7 @@ int main(int argc, char** argv) {
   run_cmd
       ->add_option("--kill-after", run.kill_after_seconds,
                    "Seconds between SIGTERM and SIGKILL when the lock is lost (default 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(locksmith::cli::seconds_or_zero("SIGKILL at once"));
   run_cmd->add_option("command", run.command, "COMMAND [ARGS...] after --")->required();
   run_cmd->footer(kSpecHelp);
 
@@ -113,13 +117,13 @@ int main(int argc, char** argv) {
       "environment errors.");
   stress_cmd->add_option("--lock,-l", stress.spec, "Lock spec (see below)")->required();
   stress_cmd->add_option("--workers,-w", stress.workers, "Worker processes (default 4)")
-      ->check(CLI::Range(1, 256));
+      ->check(locksmith::cli::whole_number(1, 256));
   auto* dur = stress_cmd->add_option("--duration,-d", duration, "Seconds to run")
-                  ->check(CLI::PositiveNumber);
+                  ->check(locksmith::cli::positive_seconds());
   auto* iters = stress_cmd
                     ->add_option("--iterations,-n", iterations,
                                  "Critical sections per worker (instead of --duration)")
-                    ->check(CLI::PositiveNumber);
+                    ->check(locksmith::cli::whole_number(1, 1'000'000'000'000));
   dur->excludes(iters);
   stress_cmd->add_option("--nemesis", nemesis,
                          "Faults to inject, comma-separated: kill (SIGKILL a holder inside its\n"
@@ -132,23 +136,25 @@ int main(int argc, char** argv) {
   double pause_for = 0.2;
   stress_cmd
       ->add_option("--nemesis-interval", nemesis_interval, "Seconds between faults (default 0.3)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   stress_cmd
       ->add_option("--pause-for", pause_for,
                    "Seconds a pause / redis-stop fault lasts (default 0.2)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   stress_cmd->add_option("--hold-us", hold_us, "Microseconds inside each critical section (50)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(locksmith::cli::whole_number(0, 3'600'000'000));
   stress_cmd
       ->add_option("--timeout,-t", acquire_timeout,
                    "Seconds each acquire may wait (default 2; 0: do not wait)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(locksmith::cli::seconds_or_zero("do not wait"));
   stress_cmd
       ->add_option("--shared-ratio", stress.shared_ratio,
                    "Fraction of acquisitions taken shared (0..1, default 0)")
-      ->check(CLI::Range(0.0, 1.0));
-  stress_cmd->add_option("--threads", stress.threads,
-                         "Threads per worker process (default 1; 4 for broken:fcntl-threads)");
+      ->check(locksmith::cli::fraction());
+  stress_cmd
+      ->add_option("--threads", stress.threads,
+                   "Threads per worker process (default 1; 4 for broken:fcntl-threads)")
+      ->check(locksmith::cli::whole_number(1, 256));
   stress_cmd->add_option("--history-dir", history_dir,
                          "Keep the histories in this directory (for `locksmith check`)");
   std::string rendezvous;
@@ -158,9 +164,9 @@ int main(int argc, char** argv) {
                          "Multi-host run: a fresh directory on the shared filesystem where the\n"
                          "controllers of all hosts meet; each keeps its histories in host-K/");
   stress_cmd->add_option("--hosts", hosts, "Multi-host run: how many hosts take part")
-      ->check(CLI::Range(1, 200));
+      ->check(locksmith::cli::whole_number(1, 200));
   stress_cmd->add_option("--host-index", host_index, "Multi-host run: this host's index, 0..N-1")
-      ->check(CLI::Range(0, 199));
+      ->check(locksmith::cli::whole_number(0, 199));
   bool no_progress = false;
   stress_cmd->add_flag("--no-progress", no_progress, "Do not draw a progress bar");
   add_report_options(stress_cmd, stress_files);
@@ -197,9 +203,9 @@ int main(int argc, char** argv) {
                         "the workers use it (cross-client coherence, e.g. two NFS mounts)");
   probe_cmd
       ->add_option("--duration,-d", probe_duration, "Seconds of stress per primitive (default 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(locksmith::cli::positive_seconds());
   probe_cmd->add_option("--workers,-w", probe.workers, "Worker processes per primitive (4)")
-      ->check(CLI::Range(1, 256));
+      ->check(locksmith::cli::whole_number(1, 256));
   probe_cmd
       ->add_option("--only", only,
                    "Probe only these primitives (flock, fcntl, ofd, sem, link, mkdir,\n"

@@ -63,11 +63,13 @@ int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock)
   LockMode mode = LockMode::exclusive;
   try {
     LockSpec spec = parse_lock_spec(request.spec);
-    if (request.shared) spec.options["shared"] = "1";
     lock = open_lock(spec);
-    mode = lock->default_mode();
+    // --shared picks the mode to acquire in; it is not written into the spec as shared=1, which
+    // kinds without a shared mode would refuse as an option the user never typed.
+    mode = request.shared ? LockMode::shared : lock->default_mode();
     if (mode == LockMode::shared && !lock->supports_shared()) {
-      std::fprintf(stderr, "locksmith: '%s' has no shared mode\n", request.spec.c_str());
+      std::fprintf(stderr, "locksmith: %s'%s' has no shared mode\n",
+                   request.shared ? "--shared: " : "", request.spec.c_str());
       return kExitUsage;
     }
   } catch (const LockError& e) {
@@ -90,7 +92,9 @@ int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock)
     return kExitNotLocked;
   }
   if (ec) {
-    std::fprintf(stderr, "locksmith: cannot lock '%s': %s\n", target.c_str(), ec.message().c_str());
+    // error_target(): a semaphore names the slot file that failed, not DIR/NAME.
+    std::fprintf(stderr, "locksmith: cannot lock '%s': %s\n",
+                 lock->describe().error_target().c_str(), ec.message().c_str());
     return kExitUsage;
   }
   if (request.verbose) {

@@ -1111,6 +1111,14 @@ std::unique_ptr<Lockable> open_redis_pubsub_lock(std::string_view spec) {
   }
   const std::string shown_spec = std::string(kPubSubScheme) + s.server.host + ":" +
                                  std::to_string(s.server.port) + "/" + s.key;
+  // (Repeats among the options passed on were refused by parse_redis_spec.)
+  for (std::size_t i = 0; i < own.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (own[i].first == own[j].first) {
+        bad_pubsub(shown_spec, "option '" + own[i].first + "' given twice; give it once");
+      }
+    }
+  }
   for (const auto& [k, v] : own) {
     if (k == "ttl" || k == "refresh") {
       bad_pubsub(shown_spec, "redis+pubsub has no option '" + k +

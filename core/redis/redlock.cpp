@@ -380,6 +380,7 @@ RedlockSpec parse_redlock_spec(std::string_view spec) {
   out.key = detail::decode(spec, "key", path);
   if (out.key.empty()) bad(spec, "empty key");
 
+  detail::reject_repeated_options(spec, query);
   int db = 0;
   while (!query.empty()) {
     const auto amp = query.find('&');

@@ -151,9 +151,55 @@ LeaseRegistry::LeaseRegistry(ConnectOptions server, std::string prefix)
       index_(prefix_ + "index"),
       conn_(server_) {}
 
+namespace {
+
+// `name` as a message shows it: control characters escaped, cut after 64 bytes.
+std::string shown_name(std::string_view name) {
+  constexpr std::size_t kShown = 64;
+  std::string out = "'";
+  for (const char c : name.substr(0, kShown)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += "'";
+  if (name.size() > kShown) out += "...";
+  return out;
+}
+
+}  // namespace
+
+std::string LeaseRegistry::name_problem(std::string_view name) {
+  if (name.empty()) return "a lease name cannot be empty";
+  if (name.size() > kMaxNameBytes) {
+    return "lease name " + shown_name(name) + " is " + std::to_string(name.size()) +
+           " bytes long; at most " + std::to_string(kMaxNameBytes);
+  }
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const auto u = static_cast<unsigned char>(name[i]);
+    if (u < 0x20 || u == 0x7f) {
+      return "lease name " + shown_name(name) + " has a control character at byte " +
+             std::to_string(i) + "; names are one line of text";
+    }
+  }
+  if (name == "index") return "'index' is the registry's own index, not a lease name";
+  return {};
+}
+
 std::error_code LeaseRegistry::check_name(std::string_view name) {
-  if (name.empty() || key(name) == index_) {
-    last_error_ = "invalid lease name '" + std::string(name) + "' (empty, or the index's own name)";
+  std::string why = name_problem(name);
+  if (!why.empty()) {
+    last_error_ = "invalid lease name: " + why;
     return locksmith::make_error_code(locksmith::errc::invalid_spec);
   }
   return {};
@@ -161,9 +207,9 @@ std::error_code LeaseRegistry::check_name(std::string_view name) {
 
 std::unique_ptr<RedisLease> LeaseRegistry::open(std::string_view name, std::string creator,
                                                 LeaseOptions options) const {
-  if (name.empty() || key(name) == index_) {
+  if (const std::string why = name_problem(name); !why.empty()) {
     throw LockError(locksmith::make_error_code(locksmith::errc::invalid_spec),
-                    "open lease (invalid name)", conn_.endpoint() + "/" + key(name));
+                    "open lease (" + why + ")", conn_.endpoint() + "/" + prefix_);
   }
   const auto created = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::system_clock::now().time_since_epoch());

@@ -1,7 +1,9 @@
 #include "locksmith/redis/spec.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <string>
+#include <vector>
 
 #include "locksmith/error.hpp"
 #include "locksmith/redis/pubsub_lock.hpp"
@@ -70,6 +72,21 @@ Clock::duration duration_option(std::string_view spec, std::string_view key,
   } catch (const LockError&) {
     bad(spec, std::string(key) + " must be a duration such as 250ms, 1.5s or 2m, not '" +
                   std::string(value) + "'");
+  }
+}
+
+void reject_repeated_options(std::string_view spec, std::string_view query) {
+  std::vector<std::string_view> seen;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (item.empty()) continue;
+    const std::string_view key = item.substr(0, item.find('='));
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      bad(spec, "option '" + std::string(key) + "' given twice; give it once");
+    }
+    seen.push_back(key);
   }
 }
 
@@ -151,6 +168,7 @@ RedisSpec parse_redis_spec(std::string_view spec) {
   out.key = decode(spec, "key", path);
   if (out.key.empty()) bad(spec, "empty key");
 
+  reject_repeated_options(spec, query);
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view item = query.substr(0, amp);

@@ -18,5 +18,7 @@ long parse_number(std::string_view spec, std::string_view what, std::string_view
 bool parse_flag(std::string_view spec, std::string_view key, std::string_view value);
 Clock::duration duration_option(std::string_view spec, std::string_view key,
                                 std::string_view value);
+// Refuses a query (the options after '?') that gives a key twice: which one was meant is a guess.
+void reject_repeated_options(std::string_view spec, std::string_view query);
 
 }  // namespace locksmith::redis::detail

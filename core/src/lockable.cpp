@@ -4,14 +4,14 @@ namespace locksmith {
 
 void Lockable::lock_mode(LockMode mode) {
   const std::error_code ec = acquire(mode, default_deadline());
-  if (ec) throw_if_error(ec, "cannot lock", describe().target);
+  if (ec) throw_if_error(ec, "cannot lock", describe().error_target());
 }
 
 bool Lockable::try_mode(LockMode mode, Clock::time_point deadline) {
   const std::error_code ec = acquire(mode, deadline);
   if (!ec) return true;
   if (is_contended(ec)) return false;
-  throw_if_error(ec, "cannot lock", describe().target);
+  throw_if_error(ec, "cannot lock", describe().error_target());
   return false;
 }
 

@@ -49,6 +49,7 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
   if (mode != LockMode::exclusive) return std::make_error_code(std::errc::invalid_argument);
   if (held_ >= 0) return std::make_error_code(std::errc::resource_deadlock_would_occur);
   const LockOptions opts = slot_options();
+  failed_ = -1;
 
   // First pass: every slot, in numeric order, without waiting (portalocker's order).
   std::vector<UniqueFd> fds(maximum_);
@@ -60,7 +61,10 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
     } catch (const std::bad_alloc&) {
       ec = std::make_error_code(std::errc::not_enough_memory);
     }
-    if (ec) return ec;
+    if (ec) {
+      failed_ = static_cast<int>(i);
+      return ec;
+    }
     ec = lock_until(fds[i].get(), LockMode::exclusive, opts.backend, Clock::time_point::min());
     if (!ec) {
       slot_.emplace(slot_path(i), opts);
@@ -68,7 +72,10 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
       held_ = static_cast<int>(i);
       return {};
     }
-    if (!is_contended(ec)) return ec;
+    if (!is_contended(ec)) {
+      failed_ = static_cast<int>(i);
+      return ec;
+    }
   }
   if (Clock::now() >= deadline) return make_error_code(errc::busy);
 
@@ -102,6 +109,7 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
       return;
     } else if (!failure) {
       failure = ec;
+      failed_ = static_cast<int>(i);
     }
     for (unsigned j = 0; j < maximum_; ++j) {
       if (j != i) waiters[j].cancel();
@@ -123,6 +131,7 @@ std::error_code BoundedSemaphore::acquire(LockMode mode, Clock::time_point deadl
     slot_.emplace(slot_path(i), opts);
     slot_->adopt(std::move(fds[i]), LockMode::exclusive);
     held_ = winner;
+    failed_ = -1;  // another slot's failure does not matter once one is held
     return {};
   }
   if (failure) return failure;
@@ -146,6 +155,8 @@ LockInfo BoundedSemaphore::describe() const {
   if (info.held) {
     info.mode = LockMode::exclusive;
     info.slot = slot_path(static_cast<unsigned>(held_)).string();
+  } else if (failed_ >= 0) {
+    info.failed_path = slot_path(static_cast<unsigned>(failed_)).string();
   }
   return info;
 }

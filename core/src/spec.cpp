@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -103,8 +104,22 @@ SchemeOpener find_scheme(std::string_view scheme) {
   return it == r.openers.end() ? nullptr : it->second;
 }
 
-// key=value pairs after '?', joined by '&'.
-void parse_query(std::string_view q, std::map<std::string, std::string>& out,
+// The spec as messages show it: a URL's password (SCHEME://USER:PASSWORD@...) replaced by ***.
+std::string redacted(std::string_view spec) {
+  const auto scheme_end = spec.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(spec);
+  const std::size_t from = scheme_end + 3;
+  const std::string_view authority = spec.substr(from, spec.find_first_of("/?", from) - from);
+  const auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(spec);
+  const auto colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(spec);
+  return cat(spec.substr(0, from + colon + 1), "***", spec.substr(from + at));
+}
+
+// key=value pairs after '?', joined by '&'. A key given twice is refused: which one was meant
+// is a guess, and a map would silently keep the last.
+void parse_query(std::string_view spec, std::string_view q, std::map<std::string, std::string>& out,
                  const std::function<void(const std::string&)>& check_key) {
   while (!q.empty()) {
     const auto amp = q.find('&');
@@ -114,7 +129,12 @@ void parse_query(std::string_view q, std::map<std::string, std::string>& out,
     const auto eq = pair.find('=');
     std::string key(pair.substr(0, eq));
     check_key(key);
-    out[std::move(key)] = std::string(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    std::string value(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    if (const auto it = out.find(key); it != out.end()) {
+      bad_spec(redacted(spec), cat("option '", key, "' given twice ('", it->second, "' and '",
+                                   value, "'); give it once"));
+    }
+    out.emplace(std::move(key), std::move(value));
   }
 }
 
@@ -188,7 +208,7 @@ LockSpec parse_lock_spec(std::string_view spec) {
       const auto query = rest.find('?');
       out.target = std::string(rest.substr(0, query));
       if (query != std::string_view::npos) {
-        parse_query(rest.substr(query + 1), out.options, [](const std::string&) {});
+        parse_query(spec, rest.substr(query + 1), out.options, [](const std::string&) {});
       }
       return out;
     }
@@ -199,6 +219,11 @@ LockSpec parse_lock_spec(std::string_view spec) {
   }
   const auto colon = spec.find(':');
   std::string_view kind = "flock";
+  if (colon == 0) {
+    bad_spec(spec,
+             "nothing before ':'; write KIND:PATH (e.g. flock:/tmp/x.lock), or ./:NAME for a file "
+             "whose name starts with ':'");
+  }
   if (colon != std::string_view::npos) {
     const std::string_view prefix = spec.substr(0, colon);
     const bool word = !prefix.empty() && prefix.find('/') == std::string_view::npos;
@@ -217,15 +242,22 @@ LockSpec parse_lock_spec(std::string_view spec) {
   out.target = std::string(rest.substr(0, query));
   if (out.target.empty()) bad_spec(spec, "no path");
   if (query != std::string_view::npos) {
-    parse_query(rest.substr(query + 1), out.options, [&](const std::string& key) {
+    parse_query(spec, rest.substr(query + 1), out.options, [&](const std::string& key) {
       if (!option_allowed(out.kind, key)) {
         bad_spec(spec, cat("unknown option '", key, "' for ", out.kind,
                            ": (known: ", allowed_options(out.kind), ")"));
       }
     });
   }
-  if (out.kind == "sem" && !out.options.count("max")) {
-    bad_spec(spec, "sem: needs ?max=N");
+  if (out.kind == "sem") {
+    // The slot files are DIR/NAME.NN.lock: without a NAME they would be DIR/.NN.lock.
+    const std::string name = std::filesystem::path(out.target).filename().string();
+    if (name.empty() || name == "." || name == "..") {
+      bad_spec(spec, cat("'", out.target,
+                         "' has no semaphore name; write sem:DIR/NAME?max=N (slot files "
+                         "DIR/NAME.00.lock, DIR/NAME.01.lock, ...)"));
+    }
+    if (!out.options.count("max")) bad_spec(spec, "sem: needs ?max=N");
   }
   // Validate values now, so that errors surface at parse time.
   for (const auto& [key, value] : out.options) {
@@ -238,7 +270,17 @@ LockSpec parse_lock_spec(std::string_view spec) {
                  cat(key, " must be a duration such as 250ms, 1.5s or 2m, not '", value, "'"));
       }
     } else if (key == "perms") {
-      if (parse_unsigned(spec, key, value, 8) > 07777) bad_spec(spec, "perms out of range");
+      const unsigned mode = parse_unsigned(spec, key, value, 8);
+      if (mode > 07777) {
+        bad_spec(spec, cat("perms=", value, " is not a file mode; give permission bits 0..0777"));
+      }
+      if (mode > 0777) {
+        // A lock file is opened and written by whoever locks: setuid/setgid on it is a hazard,
+        // and sticky means nothing on a file.
+        bad_spec(spec, cat("perms=", value,
+                           " sets setuid, setgid or sticky bits, which a lock file must not "
+                           "have; give permission bits 0..0777"));
+      }
     } else if (key == "stale") {
       if (value != "auto" && value != "off") {
         bad_spec(spec, cat("stale must be 'auto' or 'off', not '", value, "'"));

@@ -821,6 +821,9 @@ int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_inde
 
 StressResult run_stress(const StressOptions& o) {
   if (o.workers == 0) throw std::invalid_argument("--workers must be at least 1");
+  if (!(o.shared_ratio >= 0 && o.shared_ratio <= 1)) {  // written so that nan fails too
+    throw std::invalid_argument("--shared-ratio must be a fraction from 0 to 1");
+  }
   if (!o.duration && !o.iterations) throw std::invalid_argument("need a duration or iterations");
   const std::string kind = spec_kind(o.spec);
   std::uint32_t threads = o.threads;

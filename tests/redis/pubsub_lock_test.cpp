@@ -695,6 +695,16 @@ TEST_F(PubSubLockTest, SpecSharedOption) {
   } catch (const locksmith::LockError& e) {
     EXPECT_EQ(e.code(), locksmith::errc::invalid_spec);
   }
+  // An option given twice is refused, whether this lock's own (shared) or a redis:// one.
+  for (const char* twice : {"?shared=1&shared=0", "?timeout=1s&fail_when_locked=1&timeout=2s"}) {
+    try {
+      (void)locksmith::redis::open_redis_pubsub_lock(base + twice);
+      ADD_FAILURE() << "accepted " << twice;
+    } catch (const locksmith::LockError& e) {
+      EXPECT_EQ(e.code(), locksmith::errc::invalid_spec) << twice;
+      EXPECT_NE(std::string(e.what()).find("given twice"), std::string::npos) << e.what();
+    }
+  }
 }
 
 class InteropPubSub : public PubSubLockTest {

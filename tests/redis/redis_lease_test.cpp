@@ -669,10 +669,11 @@ TEST(RedisSpec, BadSpecsThrowInvalidSpecNamingTheSpec) {
            "redis://host:1/k?bogus=1",   // unknown option
            "redis://host:1/k?shared=1",  // no shared leases
            "redis://host:1/k?refresh=maybe", "redis://host:1/k?db=-1",
-           "redis://pw@host:1/k",  // credentials without ':'
-           "redis://[::1/k",       // unterminated IPv6
-           "redis://host:1/k%zz",  // bad escape
-           "redis:/host:1/k",      // not redis://
+           "redis://host:1/k?ttl=1s&ttl=2s",  // given twice: which one was meant?
+           "redis://pw@host:1/k",             // credentials without ':'
+           "redis://[::1/k",                  // unterminated IPv6
+           "redis://host:1/k%zz",             // bad escape
+           "redis:/host:1/k",                 // not redis://
        }) {
     try {
       (void)locksmith::redis::parse_redis_spec(spec);

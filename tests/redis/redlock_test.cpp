@@ -420,6 +420,7 @@ TEST(RedlockSpec, RejectsBadSpecs) {
       {"redlock://a:1/k?max_extensions=-1", "max_extensions must be"},
       {"redlock://a:1/k?refresh=1", "unknown option 'refresh'"},
       {"redlock://a:1/k%zz", "bad %-escape"},
+      {"redlock://a:1/k?ttl=1s&ttl=2s", "option 'ttl' given twice"},
   };
   for (const auto& [spec, why] : cases) {
     try {

@@ -294,6 +294,32 @@ TEST_F(RedisRegistry, InvalidNames) {
   EXPECT_EQ(registry().release("", "t"), locksmith::errc::invalid_spec);
 }
 
+// Newlines and other control characters would forge lines of `leases list` and of logs; a name
+// past kMaxNameBytes is a mistake (or an attack on the server's memory), not a name.
+TEST_F(RedisRegistry, NamesAreOneLineOfBoundedText) {
+  const std::string longest(LeaseRegistry::kMaxNameBytes, 'x');
+  for (const std::string& bad :
+       {std::string("a\nb"), std::string("a\rb"), std::string("tab\there"), std::string("\x7f"),
+        std::string("nul\0x", 5), longest + "x", std::string(100'000, 'y')}) {
+    EXPECT_FALSE(LeaseRegistry::name_problem(bad).empty()) << bad.size();
+    EXPECT_THROW((void)registry().open(bad, "a"), locksmith::LockError) << bad.size();
+    std::optional<LeaseRecord> record;
+    EXPECT_EQ(registry().show(bad, record), locksmith::errc::invalid_spec);
+    EXPECT_EQ(registry().force_release(bad), locksmith::errc::invalid_spec);
+    // The message shows the name escaped and cut, never a raw newline or 100 KB.
+    EXPECT_EQ(registry().last_error().find('\n'), std::string::npos);
+    EXPECT_LT(registry().last_error().size(), 300u) << registry().last_error();
+  }
+  EXPECT_NE(LeaseRegistry::name_problem("a\nb").find("'a\\nb'"), std::string::npos)
+      << LeaseRegistry::name_problem("a\nb");
+  for (const std::string& good : {longest, std::string("nightly build/ü-1")}) {
+    EXPECT_EQ(LeaseRegistry::name_problem(good), "");
+    auto lease = registry().open(good, "a", ttl(5s));
+    EXPECT_FALSE(lease->acquire(LockMode::exclusive, kNow)) << lease->last_error();
+    EXPECT_FALSE(lease->release());
+  }
+}
+
 #ifdef LOCKSMITH_BINARY
 TEST_F(RedisRegistry, CliAcquireListReleaseEndToEnd) {
   const std::string bin = LOCKSMITH_BINARY;
@@ -341,6 +367,23 @@ TEST_F(RedisRegistry, CliAcquireListReleaseEndToEnd) {
   o = run(bin + " leases release job --token " + token + srv);
   EXPECT_EQ(o.status, 0);
   EXPECT_EQ(get(kKey), "(nil)");
+  o = run(bin + " leases list" + srv);
+  EXPECT_EQ(o.out, "no leases\n");
+
+  // --force of a lease that is not there deleted nothing: status 1, as the README says.
+  o = run(bin + " leases release job --force" + srv + " 2>&1");
+  EXPECT_EQ(o.status, 1) << o.out;
+  EXPECT_NE(o.out.find("no lease job"), std::string::npos) << o.out;
+
+  // Names with a newline, or of 100 KB, are usage errors (2) that say why.
+  o = run(bin + " leases acquire \"$(printf 'a\\nb')\" --ttl 5m" + srv + " 2>&1");
+  EXPECT_EQ(o.status, 2) << o.out;
+  EXPECT_NE(o.out.find("invalid lease name"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("control character"), std::string::npos) << o.out;
+  o = run(bin + " leases show " + std::string(100'000, 'n') + srv + " 2>&1");
+  EXPECT_EQ(o.status, 2) << o.out.substr(0, 200);
+  EXPECT_NE(o.out.find("at most 512"), std::string::npos) << o.out.substr(0, 200);
+  EXPECT_LT(o.out.size(), 300u);
   o = run(bin + " leases list" + srv);
   EXPECT_EQ(o.out, "no leases\n");
 

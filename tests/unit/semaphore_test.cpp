@@ -30,6 +30,28 @@ std::vector<std::unique_ptr<BoundedSemaphore>> holders(unsigned n, unsigned max,
   return v;
 }
 
+// An OS error names the slot file that failed (the file the user can look at), not DIR/NAME.
+TEST(BoundedSemaphore, ErrorsNameTheSlotFileThatFailed) {
+  test::TempDir dir;
+  BoundedSemaphore first(2, "jobs", dir.path());
+  ASSERT_TRUE(first.try_lock());               // slot 00
+  fs::create_directory(dir / "jobs.01.lock");  // slot 01 cannot be opened as a file
+  BoundedSemaphore second(2, "jobs", dir.path());
+  try {
+    (void)second.try_lock();
+    ADD_FAILURE() << "a directory as slot file was accepted";
+  } catch (const LockError& e) {
+    EXPECT_EQ(e.target(), (dir / "jobs.01.lock").string()) << e.what();
+  }
+  EXPECT_EQ(second.describe().failed_path, (dir / "jobs.01.lock").string());
+  EXPECT_EQ(second.describe().target, (dir / "jobs").string());
+  first.unlock();
+  ASSERT_TRUE(second.try_lock());  // slot 00 again: nothing failed this time
+  EXPECT_FALSE(second.describe().failed_path.has_value());
+  second.unlock();
+  EXPECT_FALSE(second.describe().failed_path.has_value());
+}
+
 TEST(BoundedSemaphore, SlotNamesHaveTwoDigits) {
   test::TempDir dir;
   BoundedSemaphore s(3, "jobs", dir.path());

@@ -104,6 +104,59 @@ TEST(ParseLockSpec, BadInput) {
   }
 }
 
+// The message of the LockError thrown for `spec` (empty when it was accepted).
+std::string spec_message(const std::string& spec) {
+  try {
+    (void)parse_lock_spec(spec);
+  } catch (const LockError& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST(ParseLockSpec, RefusesWhatMeansNothingSayingWhy) {
+  struct Case {
+    const char* spec;
+    const char* says;
+  };
+  for (const Case& c : {
+           Case{"sem:/x/?max=2", "has no semaphore name"},  // slot files /x/.00.lock
+           Case{"sem:/x/.?max=2", "has no semaphore name"},
+           Case{"sem:/x/..?max=2", "has no semaphore name"},
+           Case{":", "nothing before ':'"},  // neither kind nor path
+           Case{":/x", "nothing before ':'"},
+           Case{"flock:/x?timeout=1s&timeout=2s", "option 'timeout' given twice"},
+           Case{"flock:/x?shared&shared=0", "option 'shared' given twice"},
+           Case{"sem:/x/n?max=2&max=3", "option 'max' given twice"},
+           Case{"flock:/x?perms=07777", "setuid, setgid or sticky"},
+           Case{"flock:/x?perms=04644", "setuid, setgid or sticky"},
+           Case{"mkdir:/x?perms=01777", "setuid, setgid or sticky"},
+           Case{"flock:/x?perms=17777", "not a file mode"},
+       }) {
+    EXPECT_EQ(spec_error(c.spec), errc::invalid_spec) << c.spec;
+    EXPECT_NE(spec_message(c.spec).find(c.says), std::string::npos)
+        << c.spec << ": " << spec_message(c.spec);
+  }
+  EXPECT_NO_THROW(parse_lock_spec("flock:/x?perms=0777"));
+  EXPECT_NO_THROW(parse_lock_spec("./:x"));  // a file whose name starts with ':'
+  EXPECT_NO_THROW(parse_lock_spec("sem:jobs?max=2"));
+}
+
+TEST(ParseLockSpec, RepeatedUrlOptionsAreRefusedWithoutShowingThePassword) {
+  register_lock_scheme("dupscheme",
+                       [](std::string_view) -> std::unique_ptr<Lockable> { return nullptr; });
+  try {
+    (void)parse_lock_spec("dupscheme://user:s3cret@host:1/key?ttl=1s&ttl=2s");
+    ADD_FAILURE() << "accepted";
+  } catch (const LockError& e) {
+    EXPECT_EQ(e.code(), errc::invalid_spec);
+    EXPECT_NE(std::string(e.what()).find("option 'ttl' given twice"), std::string::npos)
+        << e.what();
+    EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+    EXPECT_EQ(e.target(), "dupscheme://user:***@host:1/key?ttl=1s&ttl=2s");
+  }
+}
+
 TEST(ParseLockSpec, KeepOpen) {
   const test::TempDir dir;
   auto lock = open_lock("flock:" + (dir / "k").string() + "?keep_open=1");

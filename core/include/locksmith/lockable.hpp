@@ -30,6 +30,12 @@ struct LockInfo {
   std::optional<std::string> token;    // owner token where the primitive has one
   std::optional<std::uint64_t> fence;  // fencing number where the primitive gives one
   std::optional<std::string> slot;     // semaphore slot held
+  // The file the last acquire failed on (an OS error, not "busy"), where that is not `target`:
+  // a semaphore's slot file. Unset while held.
+  std::optional<std::string> failed_path;
+
+  // What an error message about a failed acquire should name.
+  const std::string& error_target() const noexcept { return failed_path ? *failed_path : target; }
 };
 
 class Lockable {

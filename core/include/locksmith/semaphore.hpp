@@ -54,6 +54,7 @@ class BoundedSemaphore : public Lockable {
   SemaphoreOptions options_;
   std::optional<FileLock> slot_;
   int held_ = -1;
+  int failed_ = -1;  // the slot the last acquire failed on (describe().failed_path), or -1
 };
 
 // A BoundedSemaphore with a random name (portalocker.NamedBoundedSemaphore):

@@ -3,7 +3,7 @@
 //   flock:PATH      FileLock, flock backend (a bare PATH means the same)
 //   fcntl:PATH      FileLock, POSIX fcntl backend (process-scoped); `posix:` is an alias
 //   ofd:PATH        FileLock, Linux open-file-description backend
-//   sem:DIR/NAME?max=N   BoundedSemaphore with slot files DIR/NAME.NN.lock
+//   sem:DIR/NAME?max=N   BoundedSemaphore with slot files DIR/NAME.NN.lock (NAME not empty)
 //   link:PATH       LinkLock (flufl.lock's hard-link protocol; NFS-safe)
 //   mkdir:PATH      MkdirLock (lockfile's MkdirLockFile: directory PATH.lock)
 //   pidfile:PATH    PidLockFile (lockfile's PIDLockFile: PATH itself, "%d\n")
@@ -15,7 +15,7 @@
 //   shared=1             lock() takes a shared lock
 //   timeout=DURATION     how long lock() waits: 250ms, 1.5s, 2m, or plain seconds; default forever
 //   fail_when_locked=1   lock() does not wait at all
-//   perms=0644           creation permissions (octal)
+//   perms=0644           creation permissions (octal, at most 0777: no setuid/setgid/sticky)
 //   follow_symlinks=1    allow a symlink at the lock path
 //   keep_open=1          flock:/fcntl:/ofd: keep the lock file open between acquisitions
 //   max=N                semaphore size (sem: only, required)
@@ -28,7 +28,7 @@
 //   break_stale=0|1      pidfile: only: the old spelling of stale=off|auto
 //   stale_age=DURATION   dotlock: only: age after which a lock without a live pid is stale
 //                        (default 5m as liblockfile; 0 = never)
-// Each kind accepts only the options that mean something for it.
+// Each kind accepts only the options that mean something for it, each at most once.
 //
 // URL-style specs (SCHEME://...) are opened by the library that registered SCHEME with
 // register_lock_scheme(): locksmith::redis registers redis:// (call

@@ -61,13 +61,19 @@ const char* to_string(LeaseRecord::State s) noexcept;
 
 class LeaseRegistry {
  public:
+  // Lease names are 1 to kMaxNameBytes bytes without control characters (a newline would
+  // forge lines of `leases list` and of logs), and not "index" (the index's own key).
+  static constexpr std::size_t kMaxNameBytes = 512;
+  // Why `name` is not a valid lease name ("" when it is); the name is shown escaped and cut.
+  static std::string name_problem(std::string_view name);
+
   explicit LeaseRegistry(ConnectOptions server, std::string prefix = "locksmith:lease:");
 
   // A RedisLease on the lease `name` whose acquisitions write the record (creator, this host's
   // name, this process's pid, the time of the call); fields in options.info replace those (a
   // "pid" of the process the lease is taken for, say) or are added (fence and token_sha1 are
-  // always the acquire's own). Throws LockError(errc::invalid_spec) on an invalid name (empty,
-  // or the index's own name "index").
+  // always the acquire's own). Throws LockError(errc::invalid_spec) on an invalid name
+  // (name_problem()).
   std::unique_ptr<RedisLease> open(std::string_view name, std::string creator,
                                    LeaseOptions options = {}) const;
 

@@ -1,0 +1,126 @@
+// Values `locksmith` must refuse (exit 2) with a message that says what the user did wrong
+// (issue 10): nan/inf/negative numbers, meaningless counts, specs that name nothing, and
+// messages about things the user never typed.
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <regex>
+#include <string>
+
+#include "test_support.hpp"
+
+namespace locksmith::harness {
+namespace {
+
+struct Output {
+  int status = -1;
+  std::string text;  // stdout and stderr
+};
+
+// Runs `locksmith ARGS` bounded by timeout(1): a value that makes a run endless fails the test
+// (status 124) instead of hanging it.
+Output locksmith(const std::string& args) {
+  const std::string cmd = "timeout 20 " + std::string(LOCKSMITH_BINARY) + " " + args + " 2>&1";
+  Output o;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return o;
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.text.append(buf.data(), n);
+  const int status = ::pclose(p);
+  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return o;
+}
+
+struct Case {
+  std::string args;
+  std::string says;  // in the message
+};
+
+void expect_refused(const Case& c) {
+  const Output o = locksmith(c.args);
+  EXPECT_EQ(o.status, 2) << c.args << "\n" << o.text;
+  EXPECT_NE(o.text.find(c.says), std::string::npos) << c.args << "\n" << o.text;
+  // CLI11's own range checks printed DBL_MAX in full.
+  EXPECT_FALSE(std::regex_search(o.text, std::regex("[0-9]{20}"))) << c.args << "\n" << o.text;
+}
+
+TEST(CliUsage, RefusesNumbersThatMeanNothing) {
+  const test::TempDir dir;
+  const std::string lock = " --lock flock:" + (dir / "l").string();
+  const std::string run = "run" + lock;
+  const std::string stress = "stress -q" + lock + " --workers 1";
+  for (const Case& c : {
+           Case{run + " --timeout nan -- true", "--timeout: must be a number of seconds from 0"},
+           Case{run + " --timeout inf -- true", "leave --timeout out to wait forever"},
+           Case{run + " --timeout -1 -- true", "not '-1'"},
+           Case{stress + " --duration nan", "--duration: must be a number of seconds"},
+           Case{stress + " --duration inf", "not 'inf'"},
+           Case{stress + " --duration 0", "from 0.001"},
+           Case{stress + " --duration 1e300", "to 1000000000,"},
+           Case{stress + " -n 5 --shared-ratio nan", "--shared-ratio: must be a fraction"},
+           Case{stress + " -n 5 --shared-ratio 1.5", "not '1.5'"},
+           Case{stress + " -n 5 --threads 0", "--threads: must be a whole number from 1"},
+           Case{stress + " -n 0", "--iterations: must be a whole number from 1"},
+           Case{stress + " -n 5 --timeout nan", "--timeout: must be a number of seconds"},
+           Case{stress + " -n 5 --timeout -0.5", "not '-0.5'"},
+           Case{stress + " -n 5 --nemesis-interval nan", "--nemesis-interval: must be"},
+           Case{stress + " -n 5 --pause-for inf", "--pause-for: must be"},
+           Case{stress + " -n 5 --pause-for -1", "--pause-for: must be"},
+           Case{stress + " -n 5 --hold-us -1", "--hold-us: must be a whole number from 0"},
+           Case{"probe " + dir.path().string() + " --duration nan", "--duration: must be"},
+           Case{"probe " + dir.path().string() + " --duration -1", "--duration: must be"},
+       }) {
+    expect_refused(c);
+  }
+}
+
+TEST(CliUsage, RefusesSpecsThatNameNothing) {
+  const test::TempDir dir;
+  const std::string d = dir.path().string();
+  for (const Case& c : {
+           Case{"run --lock 'sem:" + d + "/?max=2' -- true", "has no semaphore name"},
+           Case{"run --lock : -- true", "nothing before ':'"},
+           Case{"run --lock 'flock:" + d + "/x?timeout=1s&timeout=2s' -- true",
+                "option 'timeout' given twice"},
+           Case{"run --lock 'flock:" + d + "/x?perms=07777' -- true", "setuid, setgid or sticky"},
+           Case{"stress -q -n 5 --lock 'sem:" + d + "/?max=2'", "has no semaphore name"},
+       }) {
+    expect_refused(c);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "x")) << "a refused spec must not create its file";
+}
+
+// `run --shared` on a kind without readers: the message names --shared, not a ?shared=1 the
+// user never typed.
+TEST(CliUsage, SharedOnAKindWithoutSharedModeNamesTheFlag) {
+  const test::TempDir dir;
+  for (const std::string& spec :
+       {"mkdir:" + (dir / "m").string(), "sem:" + (dir / "s").string() + "?max=2"}) {
+    const Output o = locksmith("run --shared --lock '" + spec + "' -- true");
+    EXPECT_EQ(o.status, 2) << o.text;
+    EXPECT_NE(o.text.find("--shared: '" + spec + "' has no shared mode"), std::string::npos)
+        << o.text;
+    EXPECT_EQ(o.text.find("shared=1"), std::string::npos) << o.text;
+  }
+  // A kind with a shared mode still takes it.
+  const Output ok =
+      locksmith("run --shared --verbose --lock flock:" + (dir / "f").string() + " -- true");
+  EXPECT_EQ(ok.status, 0) << ok.text;
+  EXPECT_NE(ok.text.find("shared"), std::string::npos) << ok.text;
+}
+
+// A semaphore that cannot be locked names the slot file that failed, not DIR/NAME.
+TEST(CliUsage, SemaphoreErrorsNameTheSlotFile) {
+  const test::TempDir dir;
+  const std::string missing = (dir / "missing").string();
+  const Output o = locksmith("run --lock 'sem:" + missing + "/jobs?max=2' -- true");
+  EXPECT_EQ(o.status, 2) << o.text;
+  EXPECT_NE(o.text.find("cannot lock '" + missing + "/jobs.00.lock'"), std::string::npos) << o.text;
+}
+
+}  // namespace
+}  // namespace locksmith::harness
