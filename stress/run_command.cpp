@@ -296,6 +296,7 @@ class Supervisor {
   }
 
   void on_lock_lost() {
+    if (keeper_ == nullptr) return;
     lost_ = true;
     const std::error_code why = keeper_->reason();
     const std::string target = lock_.describe().target;

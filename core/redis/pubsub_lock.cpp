@@ -916,10 +916,14 @@ std::error_code RedisLock::keep_alive() noexcept {
   return {};
 }
 
-bool RedisLock::on_loss(std::function<void()> notice) noexcept {
-  const std::lock_guard lk(notice_mu_);
-  notice_ = std::move(notice);
-  return true;
+bool RedisLock::on_loss(const std::function<void()>& notice) noexcept {
+  try {
+    const std::lock_guard lk(notice_mu_);
+    notice_ = notice;
+    return true;
+  } catch (...) {
+    return false;  // out of memory: the keeper then finds the loss by keep_alive()
+  }
 }
 
 std::error_code RedisLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {

@@ -131,9 +131,10 @@ std::error_code LinkLock::acquire(LockMode, Clock::time_point) noexcept {
   return make_error_code(errc::unsupported);
 }
 std::error_code LinkLock::release() noexcept { return make_error_code(errc::not_locked); }
-std::error_code LinkLock::refresh(std::optional<std::chrono::seconds>) noexcept {
+std::error_code LinkLock::refresh(std::optional<std::chrono::milliseconds>) noexcept {
   return make_error_code(errc::unsupported);
 }
+std::error_code LinkLock::keep_alive() noexcept { return make_error_code(errc::not_locked); }
 bool LinkLock::is_locked() noexcept { return false; }
 LinkState LinkLock::state() const { return LinkState::unknown; }
 std::optional<std::chrono::system_clock::time_point> LinkLock::expiration() const {

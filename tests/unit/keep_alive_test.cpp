@@ -74,9 +74,9 @@ class ScriptedLock : public locksmith::Lockable {
     const std::lock_guard lk(mu);
     return valid;
   }
-  bool on_loss(std::function<void()> n) noexcept override {
+  bool on_loss(const std::function<void()>& n) noexcept override {
     const std::lock_guard lk(mu);
-    notice = std::move(n);
+    notice = n;
     return pushes;
   }
   void set_answer(std::error_code ec) {

@@ -76,10 +76,7 @@ class Lockable {
   // subscriber thread): `notice` is called from that thread, at once, when the lock is found
   // lost. Returns false when the primitive has no such thread (keep_alive() then is how loss is
   // found). An empty function removes the notice; it is never called after that returns.
-  virtual bool on_loss(std::function<void()> notice) noexcept {
-    (void)notice;
-    return false;
-  }
+  virtual bool on_loss(const std::function<void()>& /*notice*/) noexcept { return false; }
 
   // Standard Lockable / TimedLockable. lock() honours the primitive's configured wait policy
   // (timeout, fail_when_locked) and throws AlreadyLocked / LockTimeout / LockError.

@@ -164,7 +164,7 @@ class RedisLock : public Lockable {
     return options_.health_check_interval;
   }
   std::error_code keep_alive() noexcept override;
-  bool on_loss(std::function<void()> notice) noexcept override;
+  bool on_loss(const std::function<void()>& notice) noexcept override;
   // How many pings this object's holder thread answered (since construction).
   std::uint64_t pings_answered() const noexcept { return pings_answered_.load(); }
   // How many clients this object's acquires CLIENT KILLed (since construction).
