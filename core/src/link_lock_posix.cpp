@@ -413,7 +413,8 @@ std::error_code LinkLock::try_break(bool& broke) noexcept {
   std::string content;
   if (read_fd(fd.get(), content)) return {};
   const auto claim = parse_link_claim(content, options_.separator);
-  if (!claim) return {};  // not a claim: never break a foreign file
+  // Not a claim: never break a foreign file.
+  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) return {};
   // Like flufl: touch it first, so that other waiters do not break it as well. Touching the inode
   // we judged (not the path) cannot extend a fresh lock that replaced it.
   const auto times = expiry_times(options_.lifetime);
@@ -557,7 +558,9 @@ LinkState LinkLock::state() const {
     throw_if_error(detail::last_error(), "cannot stat lock file", lockfile_str_);
   }
   const auto claim = parse_link_claim(content, options_.separator);
-  if (!claim) return LinkState::unknown;
+  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) {
+    return LinkState::unknown;
+  }
   const auto pid = detail::parse_claim_pid(claim->pid);
   if (!pid) return LinkState::unknown;
   if (claim->hostname != hostname_) return LinkState::unknown;

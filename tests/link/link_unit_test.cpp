@@ -234,6 +234,33 @@ TEST(LinkLockUnit, ExpiredClaimIsBrokenAndWinnerClaimRemoved) {
   lock.unlock();
 }
 
+// A lock path containing the separator: the claim still parses (from the right), so details()
+// work and an expired one is broken; a foreign file with as many fields is still left alone.
+TEST(LinkLockUnit, ExpiredClaimAtPathWithSeparatorIsBroken) {
+  TempDir dir;
+  fs::create_directory(dir / "x|y");
+  const fs::path path = dir / "x|y" / "a|b.lock";
+  const std::string winner = path.string() + "|ghost.example|12345|777";
+  write_file(winner, winner);
+  ASSERT_EQ(::link(winner.c_str(), path.c_str()), 0);
+  LinkLock lock(path);
+  const auto d = lock.details();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(*d, (LinkDetails{"ghost.example", 12345, path.string()}));
+  EXPECT_FALSE(lock.try_lock());  // not expired yet
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(winner));
+  lock.unlock();
+  // Six fields naming another lock file are foreign content.
+  write_file(path, "/elsewhere/other|x.lock|ghost.example|1|2");
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_FALSE(lock.details().has_value());
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+}
+
 TEST(LinkLockUnit, FreshOrWithinSlopClaimIsNotBroken) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
@@ -444,7 +471,13 @@ TEST(LinkLockUnit, ParseClaim) {
   EXPECT_EQ(c->pid, "12");
   EXPECT_EQ(c->random, "34");
   EXPECT_FALSE(locksmith::parse_link_claim("a|b|c").has_value());
-  EXPECT_FALSE(locksmith::parse_link_claim("a|b|c|d|e").has_value());
+  // From the right: the lock file path keeps its separators, host|pid|random are the last three.
+  const auto bar = locksmith::parse_link_claim("/x|y/a|b.lock|h.example|12|34");
+  ASSERT_TRUE(bar.has_value());
+  EXPECT_EQ(bar->lockfile, "/x|y/a|b.lock");
+  EXPECT_EQ(bar->hostname, "h.example");
+  EXPECT_EQ(bar->pid, "12");
+  EXPECT_EQ(bar->random, "34");
   EXPECT_FALSE(locksmith::parse_link_claim("").has_value());
   EXPECT_TRUE(locksmith::parse_link_claim("a^b^c^d", '^').has_value());
 }

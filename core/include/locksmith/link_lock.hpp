@@ -11,8 +11,15 @@
 //  - The lock's expiry is the inode's mtime (atime = mtime): now + lifetime, in whole seconds,
 //    set on the claim before linking and by refresh().
 //  - A waiter breaks a lock only when now > mtime + clock_slop AND the lock file's content parses
-//    as a claim (four fields separated by '|'); a foreign file at the lock path is never touched.
-//    Breaking touches the lock file, unlinks it, and unlinks the holder's claim file.
+//    as a claim; a foreign file at the lock path is never touched. A claim is read from the right
+//    (the last three '|'-separated fields are host, pid and random; the rest is the lock file
+//    path, which may itself contain '|'). Four fields are always a claim (flufl's rule); more are
+//    a claim only when the path part ends in this lock file's name. Breaking touches the lock
+//    file, unlinks it, and unlinks the holder's claim file.
+//  - A lock path containing '|': we break such a crashed lock, and so does flufl.lock 5.x (whose
+//    _break reads no fields); flufl.lock's details/state cannot parse it (flufl splits into
+//    exactly four fields), and flufl.lock 6.0 and later, which break only four-field claims, never
+//    break it: avoid '|' in lock paths shared with flufl.
 //  - release() unlinks the lock file if it is still our claim, never anyone else's.
 //
 // Semantics
@@ -105,7 +112,8 @@ struct LinkClaim {
   std::string pid;
   std::string random;
 };
-// Splits `content` (surrounding whitespace stripped, as flufl does) into exactly four fields.
+// Splits `content` (surrounding whitespace stripped, as flufl does) into four fields from the
+// right: the lock file path keeps any separators it contains. nullopt with fewer than four.
 std::optional<LinkClaim> parse_link_claim(std::string_view content, char separator = '|');
 
 // The host name flufl.lock uses: Python's socket.getfqdn() (computed once per process).
