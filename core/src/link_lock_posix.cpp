@@ -44,6 +44,14 @@ constexpr const char* kSpace = " \t\n\r\v\f";
 
 bool is_missing(int err) noexcept { return err == ENOENT || err == ESTALE; }
 
+// Why an entry that is not a regular file can never be a lock file here: waiting for it to be
+// released would never end.
+std::error_code not_a_lock_file(mode_t mode) noexcept {
+  if (S_ISLNK(mode)) return make_error_code(errc::symlink_refused);
+  if (S_ISDIR(mode)) return {EISDIR, std::generic_category()};
+  return make_error_code(errc::not_regular_file);
+}
+
 SysClock::time_point mtime_of(const struct stat& st) noexcept {
   return SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(
       std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
@@ -320,9 +328,16 @@ std::error_code LinkLock::write_claim() noexcept {
                   static_cast<mode_t>(options_.permissions));
   }));
   if (!fd.valid()) return detail::last_error();
-  if (std::error_code ec = detail::write_all(fd.get(), claim_)) return ec;
+  // On failure (ENOSPC, EDQUOT, EIO) remove the claim we created: an empty or partial claim
+  // would be left behind. The name is ours alone (it holds our pid and random number).
+  const auto discard = [&](std::error_code ec) {
+    fd.reset();
+    ::unlink(claim_.c_str());
+    return ec;
+  };
+  if (std::error_code ec = detail::write_all(fd.get(), claim_)) return discard(ec);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return detail::last_error();
+  if (::fstat(fd.get(), &st) != 0) return discard(detail::last_error());
   claim_dev_ = static_cast<std::uint64_t>(st.st_dev);
   claim_ino_ = static_cast<std::uint64_t>(st.st_ino);
   claim_fd_ = std::move(fd);
@@ -379,7 +394,7 @@ std::error_code LinkLock::attempt(Attempt& out) noexcept {
     }
     if (err != EEXIST) return {err, std::generic_category()};
     struct stat st {};
-    if (::stat(lockfile_str_.c_str(), &st) != 0) {
+    if (::lstat(lockfile_str_.c_str(), &st) != 0) {
       const int serr = errno;
       if (is_missing(serr)) continue;  // released between link() and stat(): try again
       return {serr, std::generic_category()};
@@ -390,6 +405,7 @@ std::error_code LinkLock::attempt(Attempt& out) noexcept {
       out.got = true;
       return {};
     }
+    if (!S_ISREG(st.st_mode)) return not_a_lock_file(st.st_mode);
     out.break_at = mtime_of(st) + options_.clock_slop;
     out.breakable = SysClock::now() > out.break_at;
     return {};
@@ -448,8 +464,16 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     held_ = false;  // a forked child's copy of the parent's lock
   }
   const bool wait_allowed = deadline > Clock::now();
+  // A directory, device, FIFO or symlink at the lock path: say so before making a claim.
+  struct stat path_st {};
+  if (::lstat(lockfile_str_.c_str(), &path_st) == 0 && !S_ISREG(path_st.st_mode)) {
+    return not_a_lock_file(path_st.st_mode);
+  }
   if (std::error_code ec = prepare_claim()) return ec;
-  if (std::error_code ec = touch_claim()) return ec;
+  if (std::error_code ec = touch_claim()) {
+    if (!options_.keep_claim) drop_claim();
+    return ec;
+  }
 
   std::optional<ChangeWaiter> waiter;
   for (;;) {

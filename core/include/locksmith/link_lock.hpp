@@ -127,7 +127,10 @@ class LinkLock : public Lockable {
   ~LinkLock() override;
 
   // mode must be exclusive (errc::unsupported otherwise). Acquiring while held:
-  // errc::resource_deadlock_would_occur (flufl's AlreadyLockedError).
+  // errc::resource_deadlock_would_occur (flufl's AlreadyLockedError). Something at the lock path
+  // that can never be a lock file fails at once, without waiting: EISDIR for a directory,
+  // errc::symlink_refused for a symlink, errc::not_regular_file for a device, FIFO or socket.
+  // A claim that cannot be written (ENOSPC, EDQUOT, EFBIG) is removed, and the error returned.
   std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
   // errc::not_locked when not held; errc::lock_lost when the lock was broken by someone else
   // meanwhile (whatever is at the lock path then is left alone).
