@@ -163,7 +163,8 @@ std::error_code junk_error(mode_t mode, bool want_directory) noexcept {
 std::error_code create_exclusive(const std::filesystem::path& path, std::string_view content,
                                  unsigned permissions, struct stat& st, UniqueFd& out) noexcept {
   const int fd = retry_on_eintr([&] {
-    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+    // Readable too, so that release() can check the content through it (see read_own).
+    return ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
                   static_cast<mode_t>(permissions & 07777));
   });
   if (fd < 0) return last_error();
@@ -186,6 +187,31 @@ bool path_is_fd(const std::filesystem::path& path, const UniqueFd& fd) noexcept 
   }, b{};
   if (!fd.valid() || ::lstat(path.c_str(), &a) != 0 || ::fstat(fd.get(), &b) != 0) return false;
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Whether `path` (not following a symlink) is the file open as `fd`, and the first `limit` bytes
+// of that file. Needs no new descriptor: a release must work in a process that is out of them
+// (EMFILE), or the lock would stay behind for good. Reading the inode through `fd` is reading
+// the path's content, since both name the same inode. ENOENT when the path is another file or
+// missing.
+std::error_code read_own(const std::filesystem::path& path, const UniqueFd& fd, std::size_t limit,
+                         std::string& out) noexcept {
+  struct stat by_path {
+  }, by_fd{};
+  if (::lstat(path.c_str(), &by_path) != 0) return last_error();
+  if (::fstat(fd.get(), &by_fd) != 0) return last_error();
+  if (by_path.st_dev != by_fd.st_dev || by_path.st_ino != by_fd.st_ino) return os_error(ENOENT);
+  out.assign(limit, '\0');
+  std::size_t got = 0;
+  while (got < limit) {
+    const ssize_t n = retry_on_eintr(
+        [&] { return ::pread(fd.get(), out.data() + got, limit - got, static_cast<off_t>(got)); });
+    if (n < 0) return last_error();
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return {};
 }
 
 // Unlinks `path` if it is still the file described by `seen` (same inode, size and mtime):
@@ -374,14 +400,16 @@ std::error_code PidLockFile::release() noexcept {
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
   std::string text;
-  struct stat st {};
-  std::error_code ec = read_head(path_, 64, text, st);
-  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
-      ec == std::errc::too_many_symbolic_link_levels) {
+  const std::error_code ec = read_own(path_, fd_, 64, text);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+    fd_.reset();
     return make_error_code(errc::lock_lost);
   }
-  if (ec) return ec;
-  const bool ours = path_is_fd(path_, fd_) && parse_pid_line(text) == owner_pid_;
+  if (ec) {
+    fd_.reset();
+    return ec;
+  }
+  const bool ours = parse_pid_line(text) == owner_pid_;
   fd_.reset();
   if (!ours) return make_error_code(errc::lock_lost);
   if (::unlink(path_.c_str()) != 0) {
@@ -521,14 +549,16 @@ std::error_code DotLock::release() noexcept {
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
   std::string text;
-  struct stat st {};
-  std::error_code ec = read_head(lock_path_, 16, text, st);
-  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
-      ec == std::errc::too_many_symbolic_link_levels) {
+  const std::error_code ec = read_own(lock_path_, fd_, 16, text);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+    fd_.reset();
     return make_error_code(errc::lock_lost);
   }
-  if (ec) return ec;
-  const bool ours = path_is_fd(lock_path_, fd_) && parse_pid_atoi(text) == owner_pid_;
+  if (ec) {
+    fd_.reset();
+    return ec;
+  }
+  const bool ours = parse_pid_atoi(text) == owner_pid_;
   fd_.reset();
   if (!ours) return make_error_code(errc::lock_lost);
   if (::unlink(lock_path_.c_str()) != 0) {

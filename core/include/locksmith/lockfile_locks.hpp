@@ -14,7 +14,8 @@
 //  - Release: release() removes what acquire() created, and only if it is still ours. Called on an
 //    object that does not hold the lock it returns errc::not_locked (NotLocked from unlock()) and
 //    touches nothing. When the lock was held but someone else has broken or replaced it since,
-//    release() removes nothing and returns errc::lock_lost.
+//    release() removes nothing and returns errc::lock_lost. release() opens no descriptor (it
+//    checks the lock through the one it keeps), so it works in a process out of them (EMFILE).
 //  - fork(): the child inherits the object's "held" state but not the ownership (the pid differs):
 //    its release(), including its destructor, returns errc::not_locked and leaves the parent's lock
 //    in place. exec() keeps the lock on disk; the new image has no object for it.
