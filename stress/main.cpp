@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
       "run",
       "Acquire a lock, run COMMAND, release it. Exits with COMMAND's status; 75 when the lock was\n"
       "not acquired in time; 2 on a bad spec or a lock error; 126/127 when COMMAND cannot run;\n"
-      "128+N when COMMAND was killed by signal N.");
+      "128+N when COMMAND was killed by signal N, or when locksmith got SIGINT/SIGTERM/SIGHUP/\n"
+      "SIGQUIT/SIGUSR1/SIGUSR2 (N) while waiting for the lock: it stops waiting and removes the\n"
+      "files its lock made (link claim, dotlock temporary file).");
   run_cmd->add_option("--lock,-l", run.spec, "Lock spec (see below)")->required();
   run_cmd->add_flag("--shared,-s", run.shared, "Take a shared (reader) lock");
   run_cmd

@@ -2,7 +2,6 @@
 // and inotify wake-ups on local filesystems.
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,12 +15,12 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "file_ops.hpp"
 #include "link_lock_internal.hpp"
 #include "locksmith/link_lock.hpp"
+#include "stop_wait.hpp"
 #include "sys_posix.hpp"
 
 #if defined(LOCKSMITH_OS_LINUX)
@@ -215,26 +214,17 @@ class ChangeWaiter {
 #endif
   }
 
-  void wait_until(Clock::time_point until) noexcept {
+  // Returns early when `stop` is stopped.
+  void wait_until(Clock::time_point until, detail::StopWait& stop) noexcept {
     const auto now = Clock::now();
     if (until <= now) return;
 #if defined(LOCKSMITH_OS_LINUX)
     if (use_notify_) {
       until = std::min(until, now + kNotifyBackstop);
-      for (;;) {
-        const auto left = until - Clock::now();
-        if (left <= Clock::duration::zero()) return;
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts {};
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000);
-        struct pollfd pfd {};
-        pfd.fd = fd_.get();
-        pfd.events = POLLIN;
-        const int r = ::ppoll(&pfd, 1, &ts, nullptr);
-        if (r < 0 && errno != EINTR) return;
-        if (r > 0 && drain_relevant()) return;
+      while (Clock::now() < until && !stop.stopped()) {
+        if (stop.wait_until(until, fd_.get()) && drain_relevant()) return;
       }
+      return;
     }
 #endif
     // Backoff with jitter: sleep backoff * U[0.5, 1.5), then double it up to the maximum.
@@ -242,7 +232,7 @@ class ChangeWaiter {
     const auto jittered = std::chrono::nanoseconds(
         base / 2 + static_cast<long long>(
                        jitter_random() % static_cast<std::uint64_t>(std::max<long long>(base, 1))));
-    std::this_thread::sleep_for(std::min<Clock::duration>(jittered, until - now));
+    stop.wait_until(now + std::min<Clock::duration>(jittered, until - now));
     backoff_ = std::min<Clock::duration>(backoff_ * 2, options_.backoff_max);
   }
 
@@ -463,6 +453,7 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     }
     held_ = false;  // a forked child's copy of the parent's lock
   }
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
   const bool wait_allowed = deadline > Clock::now();
   // A directory, device, FIFO or symlink at the lock path: say so before making a claim.
   struct stat path_st {};
@@ -476,6 +467,7 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
   }
 
   std::optional<ChangeWaiter> waiter;
+  detail::StopWait stop(stop_);
   for (;;) {
     Attempt a;
     if (std::error_code ec = attempt(a)) {
@@ -510,7 +502,11 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     }
     Clock::time_point until = deadline;
     if (!a.breakable) until = std::min(until, to_steady(a.break_at) + 1ms);
-    waiter->wait_until(until);
+    waiter->wait_until(until, stop);
+    if (stop.stopped()) {
+      if (!options_.keep_claim) drop_claim();
+      return make_error_code(errc::cancelled);
+    }
   }
 }
 

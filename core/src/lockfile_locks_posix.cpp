@@ -16,11 +16,11 @@
 #include <random>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 
 #include "file_ops.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "stop_wait.hpp"
 #include "sys_posix.hpp"
 
 namespace locksmith {
@@ -41,22 +41,26 @@ constexpr int kMaxVanished = 100;
 bool vanished_errno(int err) noexcept { return err == ENOENT || err == ESTALE; }
 
 // Backoff between attempts: 1 ms doubling to 128 ms, each sleep scaled by a factor in [0.5, 1.5).
+// A stop requested through the lock's stop token (set_stop_token) ends the wait with
+// errc::cancelled.
 class Backoff {
  public:
-  explicit Backoff(Clock::time_point deadline) noexcept
-      : deadline_(deadline), entry_passed_(deadline <= Clock::now()) {
+  Backoff(Clock::time_point deadline, const std::stop_token& stop) noexcept
+      : deadline_(deadline), entry_passed_(deadline <= Clock::now()), stop_(stop) {
     std::random_device rd;
     rng_.seed(rd());
   }
-  // The result of a busy attempt: errc::busy / errc::timeout when the deadline has passed, else
-  // sleeps and returns {} (try again).
+  // The result of a busy attempt: errc::busy / errc::timeout when the deadline has passed,
+  // errc::cancelled when stopped, else sleeps and returns {} (try again).
   std::error_code busy() noexcept {
     const auto now = Clock::now();
     if (now >= deadline_) return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
     auto sleep = std::chrono::duration_cast<Clock::duration>(delay_ * jitter(rng_));
     if (deadline_ != kForever) sleep = std::min<Clock::duration>(sleep, deadline_ - now);
-    std::this_thread::sleep_for(sleep);
+    stop_.wait_until(now + sleep);
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     delay_ = std::min<Clock::duration>(delay_ * 2, std::chrono::milliseconds(128));
     return {};
   }
@@ -64,6 +68,7 @@ class Backoff {
   // busy / timeout code once the deadline has passed, so that such retries cannot overrun it
   // where each file operation is slow (NFS). A non-waiting attempt still gets a few of them.
   std::error_code overdue() noexcept {
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     if (Clock::now() < deadline_) return {};
     if (entry_passed_ && ++free_retries_ <= 3) return {};
     return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
@@ -75,6 +80,7 @@ class Backoff {
   int free_retries_ = 0;
   Clock::duration delay_ = std::chrono::milliseconds(1);
   std::minstd_rand rng_;
+  detail::StopWait stop_;
 };
 
 // Outcome of one attempt.
@@ -265,7 +271,8 @@ std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) no
   } catch (...) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     if (::mkdir(lock_path_.c_str(), static_cast<mode_t>(options_.permissions & 07777)) == 0) {
@@ -357,7 +364,8 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
   if (mode != LockMode::exclusive) return make_error_code(errc::unsupported);
   const long pid = detail::current_pid();
   const std::string content = pid_line(pid);
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     struct stat st {};
@@ -500,7 +508,8 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
     ~TmpGuard() { ::unlink(p.c_str()); }
   } guard{tmp};
 
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     // NFS: link()'s return value may lie (a retransmitted request); the inodes decide.

@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -638,5 +640,49 @@ TEST(LinkLockUnit, StateNamesAreFluflsLockStateNames) {
   EXPECT_EQ(to_string(LinkState::theirs_expired), "theirs_expired");
   EXPECT_EQ(to_string(LinkState::unknown), "unknown");
 }
+
+// set_stop_token: a waiting acquire() stopped from another thread returns errc::cancelled at
+// once with either wait strategy; without keep_claim its claim is gone then, with it (the
+// default) the claim goes with the object.
+void stop_ends_wait(LinkWait wait, bool keep_claim) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock holder(path);
+  holder.lock();
+  LinkLockOptions opts;
+  opts.wait = wait;
+  opts.keep_claim = keep_claim;
+  auto waiter = std::make_unique<LinkLock>(path, opts);
+  std::stop_source stop;
+  ASSERT_TRUE(waiter->set_stop_token(stop.get_token()));
+  std::error_code ec;
+  std::thread t([&] { ec = waiter->acquire(LockMode::exclusive, Clock::now() + 20s); });
+  // Waiting once its claim exists (and then some: not a synchronisation, either order works).
+  const auto until = Clock::now() + 10s;
+  while (lt::claim_files(dir.path(), "res.lock").size() < 2 && Clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = Clock::now();
+  stop.request_stop();
+  t.join();
+  EXPECT_LT(Clock::now() - t0, 500ms);
+  EXPECT_EQ(ec, make_error_code(errc::cancelled));
+  EXPECT_FALSE(waiter->owns_lock());
+  EXPECT_EQ(lt::claim_files(dir.path(), "res.lock").size(), keep_claim ? 2u : 1u);
+  waiter.reset();
+  EXPECT_EQ(lt::claim_files(dir.path(), "res.lock").size(), 1u);  // the holder's
+  EXPECT_TRUE(holder.is_locked());
+  // Stopped before it starts: cancelled at once, even when the lock is free.
+  holder.unlock();
+  LinkLock late(path);
+  ASSERT_TRUE(late.set_stop_token(stop.get_token()));
+  EXPECT_EQ(late.acquire(LockMode::exclusive, Clock::now() + 20s),
+            make_error_code(errc::cancelled));
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(LinkLockUnit, StopEndsANotifiedWait) { stop_ends_wait(LinkWait::notify, true); }
+TEST(LinkLockUnit, StopEndsABackoffWait) { stop_ends_wait(LinkWait::backoff, false); }
 
 }  // namespace

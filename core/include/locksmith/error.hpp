@@ -18,7 +18,7 @@ enum class errc {
   symlink_refused,   // the lock path is a symbolic link and following was not allowed
   invalid_spec,      // a lock spec string could not be parsed
   unsupported,       // the primitive or option is not available on this platform
-  cancelled,         // an internal wait was cancelled (never returned by public calls)
+  cancelled,         // a wait stopped through Lockable::set_stop_token (or an internal one)
   not_regular_file,  // the lock path is a directory, device, FIFO or socket, never a lock file
 };
 

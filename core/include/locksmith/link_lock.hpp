@@ -49,6 +49,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -138,6 +139,12 @@ class LinkLock : public Lockable {
   LockInfo describe() const override;
   bool supports_shared() const noexcept override { return false; }
   Clock::time_point default_deadline() const noexcept override;
+  // Supported: a stopped wait returns errc::cancelled within microseconds. The claim file is
+  // then removed as after a timeout: at once without keep_claim, else by the destructor.
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   // Moves the expiry to now + lifetime (and sets the lifetime when given). errc::not_locked
   // when we do not hold it (flufl's refresh(); the claim is touched either way).
@@ -192,6 +199,7 @@ class LinkLock : public Lockable {
   UniqueFd notify_fd_;
   bool notify_tried_ = false;
   bool held_ = false;
+  std::stop_token stop_;  // see set_stop_token
 };
 
 }  // namespace locksmith

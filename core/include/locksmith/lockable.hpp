@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -43,6 +44,16 @@ class Lockable {
   virtual std::error_code release() noexcept = 0;
   virtual LockInfo describe() const = 0;
   virtual bool supports_shared() const noexcept { return true; }
+
+  // Cancellation of a waiting acquire() from another thread (what `locksmith run` uses on
+  // SIGTERM/SIGINT). Once `token` is stopped (request_stop() from any thread, e.g. one that
+  // sigwait()s; it is not async-signal-safe, so not from a signal handler), an acquire() of this
+  // object that is waiting, or that starts later, returns errc::cancelled promptly, holds
+  // nothing and has removed the temporary files it made (see each primitive for its claim).
+  // An acquire() that got the lock before it saw the stop returns {}: check the token after it.
+  // Returns false, and ignores the token, where waits cannot be interrupted yet; true for link,
+  // dotlock, pidfile and mkdir. Not thread-safe against a running acquire(): set it before.
+  virtual bool set_stop_token(const std::stop_token& /*token*/) noexcept { return false; }
 
   // Standard Lockable / TimedLockable. lock() honours the primitive's configured wait policy
   // (timeout, fail_when_locked) and throws AlreadyLocked / LockTimeout / LockError.

@@ -24,7 +24,9 @@
 //  - Waiting: these protocols give the kernel nothing to wake a waiter with, so a wait with a
 //    deadline retries with exponential backoff (1 ms doubling to 128 ms) and ±50 % jitter.
 //    A deadline at or before now means one attempt: errc::busy; busy at a later deadline:
-//    errc::timeout. Only exclusive mode exists (supports_shared() is false; shared -> unsupported).
+//    errc::timeout. A wait stopped through set_stop_token (lockable.hpp) returns errc::cancelled
+//    within microseconds; DotLock's temporary file is removed first, as on every failure. Only
+//    exclusive mode exists (supports_shared() is false; shared -> unsupported).
 //  - Errors are the OS errno (ENOENT for a missing directory, EACCES/EROFS for a read-only one,
 //    ENOTDIR/EISDIR/EEXIST for foreign junk of the wrong type); throwing forms name the lock path.
 //  - NFS: mkdir(), O_CREAT|O_EXCL (NFSv3+) and link() are atomic on the server, so MkdirLock,
@@ -38,6 +40,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "locksmith/lockable.hpp"
@@ -75,6 +78,10 @@ class MkdirLock : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   // Whether the lock directory exists (held by anyone).
@@ -98,6 +105,7 @@ class MkdirLock : public Lockable {
   // Kept open while held so that their inodes cannot be reused: release() then recognises a
   // directory or file that someone else re-created under the same names.
   UniqueFd dir_fd_, file_fd_;
+  std::stop_token stop_;  // see set_stop_token
 };
 
 // PidLockFile — lockfile.pidlockfile.PIDLockFile (and the FHS pid-file convention).
@@ -128,6 +136,10 @@ class PidLockFile : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   bool is_locked() const noexcept;
@@ -143,7 +155,8 @@ class PidLockFile : public Lockable {
   PidLockFileOptions options_;
   bool held_ = false;
   long owner_pid_ = 0;
-  UniqueFd fd_;  // the file we created, kept open so its inode cannot be reused while held
+  UniqueFd fd_;           // the file we created, kept open so its inode cannot be reused while held
+  std::stop_token stop_;  // see set_stop_token
 };
 
 // DotLock — liblockfile's lockfile_create(3) / dotlockfile(1) convention.
@@ -189,6 +202,10 @@ class DotLock : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   bool is_locked() const noexcept;
@@ -205,7 +222,8 @@ class DotLock : public Lockable {
   DotLockOptions options_;
   bool held_ = false;
   long owner_pid_ = 0;
-  UniqueFd fd_;  // the file we linked, kept open so its inode cannot be reused while held
+  UniqueFd fd_;           // the file we linked, kept open so its inode cannot be reused while held
+  std::stop_token stop_;  // see set_stop_token
 };
 
 }  // namespace locksmith
