@@ -61,7 +61,10 @@ int main(int argc, char** argv) {
       "run",
       "Acquire a lock, run COMMAND, release it. Exits with COMMAND's status; 75 when the lock was\n"
       "not acquired in time; 76 when the lock was lost while COMMAND ran; 2 on a bad spec or a\n"
-      "lock error; 126/127 when COMMAND cannot run; 128+N when COMMAND was killed by signal N.\n"
+      "lock error; 126/127 when COMMAND cannot run; 128+N when COMMAND was killed by signal N,\n"
+      "or when locksmith got SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 (N) while waiting for\n"
+      "the lock: it stops waiting and removes the files its lock made (link claim, dotlock\n"
+      "temporary file).\n"
       "COMMAND runs in its own process group and is killed if `run` itself dies (even by\n"
       "SIGKILL). A lock that can expire (link, dotlock, redis://, redlock://, redis+pubsub://)\n"
       "is kept alive while COMMAND runs (every lifetime/3 or TTL/3; pub/sub: its connection is\n"

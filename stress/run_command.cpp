@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -12,13 +13,19 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <thread>
 
 #include "locksmith/keep_alive.hpp"
 #include "locksmith/spec.hpp"
@@ -58,8 +65,123 @@ const char* on_lost_name(OnLost o) {
   return "?";
 }
 
+// --- The acquire phase: a wait that SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 stop cleanly --
+//
+// Killed by a signal's default action while it waits, run would leave the files its lock is
+// making behind (a link claim, a dotlock temporary file): no destructor runs. So while it waits,
+// these signals are blocked in this thread and caught by a handler that only writes the signal
+// number to a self-pipe; a watcher thread, the only thread with them unblocked, reads it and
+// stops the lock's stop token (Lockable::set_stop_token). acquire() then returns
+// errc::cancelled, the lock object is destroyed (removing what it made), and run exits with
+// 128 + the signal number. A lock that cannot be stopped makes nothing that dying leaves behind
+// (kernel locks, Redis): for it the watcher restores the default action and re-raises the
+// signal, as before. Signals arriving after the watcher ended are taken with sigwait() before
+// the old mask is restored, so none slips through as a default-action kill.
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+volatile sig_atomic_t g_stop_pipe = -1;
+
+void on_stop_signal(int signo) {
+  const int saved = errno;
+  const auto byte = static_cast<unsigned char>(signo);
+  (void)!::write(g_stop_pipe, &byte, 1);
+  errno = saved;
+}
+
+// Acquires `lock` until `deadline` unless one of kStopSignals arrives first. When one does, the
+// lock is released (if it was got meanwhile) and destroyed, a message is printed, and
+// `stopped_status` is set to 128 + signo; else `stopped_status` is 0 and the result is
+// acquire()'s. On return without a stop, the stop signals stay blocked and `old_mask` holds
+// the mask to restore: the caller starts the command and its forwarding with them blocked, so
+// no signal between the two phases kills run by its default action.
+std::error_code acquire_cancellable(std::unique_ptr<Lockable>& lock, LockMode mode,
+                                    Clock::time_point deadline, int& stopped_status,
+                                    sigset_t& old_mask) {
+  stopped_status = 0;
+  sigset_t stop_set;
+  sigemptyset(&stop_set);
+  for (int signo : kStopSignals) sigaddset(&stop_set, signo);
+  int fds[2];
+  if (::pipe(fds) != 0) {  // cannot watch: wait as before
+    ::pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask);
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    const std::error_code ec = lock->acquire(mode, deadline);
+    ::pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
+    return ec;
+  }
+  for (int fd : fds) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  std::stop_source stop;
+  const bool stoppable = lock->set_stop_token(stop.get_token());
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  action.sa_mask = stop_set;
+  action.sa_flags = SA_RESTART;
+  struct sigaction old_actions[std::size(kStopSignals)];
+  g_stop_pipe = fds[1];
+  ::pthread_sigmask(SIG_BLOCK, &stop_set, &old_mask);
+  for (std::size_t i = 0; i < std::size(kStopSignals); ++i) {
+    ::sigaction(kStopSignals[i], &action, &old_actions[i]);
+  }
+  std::atomic<int> caught{0};
+  std::error_code ec;
+  try {
+    std::thread watcher([&] {
+      ::pthread_sigmask(SIG_UNBLOCK, &stop_set, nullptr);
+      for (;;) {
+        unsigned char byte = 0;
+        const ssize_t n = ::read(fds[0], &byte, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || byte == 0) break;  // 0: the acquire ended
+        if (!stoppable) {
+          ::signal(byte, SIG_DFL);
+          ::raise(byte);  // unblocked in this thread: the default action, as without us
+        }
+        caught.store(byte);
+        stop.request_stop();
+        break;
+      }
+      ::pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);  // later ones wait for sigwait below
+    });
+    ec = lock->acquire(mode, deadline);
+    const unsigned char done = 0;
+    (void)!::write(fds[1], &done, 1);
+    watcher.join();
+  } catch (const std::system_error&) {  // no thread: wait as before
+    ec = lock->acquire(mode, deadline);
+  }
+  sigset_t pending;
+  sigpending(&pending);
+  for (int signo : kStopSignals) {
+    if (sigismember(&pending, signo) != 1) continue;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    int got = 0;
+    if (sigwait(&one, &got) == 0 && caught.load() == 0) caught.store(got);
+  }
+  for (std::size_t i = 0; i < std::size(kStopSignals); ++i) {
+    ::sigaction(kStopSignals[i], &old_actions[i], nullptr);
+  }
+  g_stop_pipe = -1;
+  ::close(fds[0]);
+  ::close(fds[1]);
+  const int signo = caught.load();
+  if (signo != 0) {
+    if (!ec) (void)lock->release();
+    const std::string target = lock->describe().target;
+    lock.reset();  // removes a kept link claim
+    std::fprintf(stderr, "locksmith: stopped by %s while waiting for '%s'\n", ::strsignal(signo),
+                 target.c_str());
+    stopped_status = 128 + signo;
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    return make_error_code(errc::cancelled);
+  }
+  return ec;
+}
+
 // Opens the lock and takes it; 0 when held, else the exit status to return.
-int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock) {
+int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock,
+                     sigset_t& old_mask) {
   LockMode mode = LockMode::exclusive;
   try {
     LockSpec spec = parse_lock_spec(request.spec);
@@ -80,7 +202,17 @@ int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock)
   if (request.timeout_seconds) {
     deadline = Lockable::deadline_after(std::chrono::duration<double>(*request.timeout_seconds));
   }
-  const std::error_code ec = lock->acquire(mode, deadline);
+  int stopped_status = 0;
+  const std::error_code ec = acquire_cancellable(lock, mode, deadline, stopped_status, old_mask);
+  if (stopped_status != 0) return stopped_status;
+  // The stop signals are blocked from here on; a failure gives them back before it returns.
+  struct MaskBack {
+    const sigset_t& mask;
+    bool armed;
+    ~MaskBack() {
+      if (armed) ::pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+    }
+  } mask_back{old_mask, true};
   const std::string target = lock->describe().target;
   if (is_contended(ec)) {
     if (request.timeout_seconds && *request.timeout_seconds > 0) {
@@ -102,6 +234,7 @@ int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock)
     std::fprintf(stderr, "locksmith: locked %s '%s' (%s, %s)\n", info.kind.c_str(),
                  info.target.c_str(), info.mechanism.c_str(), std::string(to_string(mode)).c_str());
   }
+  mask_back.armed = false;
   return 0;
 }
 
@@ -205,8 +338,10 @@ class Guard {
 // signals on to the group, and stops it when the keeper says the lock was lost.
 class Supervisor {
  public:
-  Supervisor(const RunRequest& request, Lockable& lock, KeepAlive* keeper)
-      : request_(request), lock_(lock), keeper_(keeper) {}
+  // `original` is the signal mask to give back once the command runs (the acquire phase left
+  // the forwarded signals blocked).
+  Supervisor(const RunRequest& request, Lockable& lock, KeepAlive* keeper, const sigset_t& original)
+      : request_(request), lock_(lock), keeper_(keeper), original_(original) {}
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor() {
@@ -226,8 +361,8 @@ class Supervisor {
     sigaddset(&blocked, SIGCHLD);
     // Blocked until the guard's pid is known: a SIGTERM during the spawn is passed on to the
     // command rather than killing us while it runs.
-    sigset_t original;
-    ::sigprocmask(SIG_BLOCK, &blocked, &original);
+    const sigset_t original = original_;
+    ::pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
     struct sigaction action {};
     action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
@@ -235,7 +370,7 @@ class Supervisor {
     for (int signo : kForwarded) ::sigaction(signo, &action, nullptr);
     ::sigaction(SIGCHLD, &action, nullptr);
     const bool started = spawn(original);
-    ::sigprocmask(SIG_SETMASK, &original, nullptr);
+    ::pthread_sigmask(SIG_SETMASK, &original, nullptr);
     if (!started) return kExitCannotRun;
     return wait_loop();
   }
@@ -399,6 +534,7 @@ class Supervisor {
   const RunRequest& request_;
   Lockable& lock_;
   KeepAlive* keeper_;
+  sigset_t original_;
   std::array<int, 2> signals_{-1, -1};  // self-pipe of our signal handler
   std::array<int, 2> death_{-1, -1};    // closes when we die: the guard kills the group
   std::array<int, 2> report_{-1, -1};   // the guard's GuardReport
@@ -412,7 +548,8 @@ class Supervisor {
 
 int run_locked(const RunRequest& request) {
   std::unique_ptr<Lockable> lock;
-  if (const int status = open_and_acquire(request, lock)) return status;
+  sigset_t original_mask;
+  if (const int status = open_and_acquire(request, lock, original_mask)) return status;
   const std::string target = lock->describe().target;
   std::optional<KeepAlive> keeper;
   if (request.keep_alive && lock->keep_alive_interval() > Clock::duration::zero()) {
@@ -426,6 +563,7 @@ int run_locked(const RunRequest& request) {
     } catch (const LockError& e) {
       std::fprintf(stderr, "locksmith: %s\n", e.what());
       (void)lock->release();
+      ::pthread_sigmask(SIG_SETMASK, &original_mask, nullptr);
       return kExitUsage;
     }
     if (request.verbose) {
@@ -436,7 +574,7 @@ int run_locked(const RunRequest& request) {
   } else if (request.verbose && lock->keep_alive_interval() > Clock::duration::zero()) {
     std::fprintf(stderr, "locksmith: not keeping '%s' alive (--no-keep-alive)\n", target.c_str());
   }
-  Supervisor supervisor(request, *lock, keeper ? &*keeper : nullptr);
+  Supervisor supervisor(request, *lock, keeper ? &*keeper : nullptr, original_mask);
   const int status = supervisor.run();
   if (keeper) keeper->stop();
   const bool lost = supervisor.lost_reported() || (keeper && keeper->lost());

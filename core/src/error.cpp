@@ -26,6 +26,8 @@ class LockCategory final : public std::error_category {
         return "not supported";
       case errc::cancelled:
         return "cancelled";
+      case errc::not_regular_file:
+        return "the lock path exists and is not a regular file";
     }
     return "unknown locksmith error " + std::to_string(value);
   }

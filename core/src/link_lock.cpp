@@ -44,21 +44,30 @@ std::string_view to_string(LinkState s) noexcept {
 
 std::optional<LinkClaim> parse_link_claim(std::string_view content, char separator) {
   content = strip(content);
-  std::string_view fields[4];
-  std::size_t n = 0;
-  for (;;) {
-    const auto pos = content.find(separator);
-    if (n == 4) return std::nullopt;  // more than four fields
-    fields[n++] = content.substr(0, pos);
-    if (pos == std::string_view::npos) break;
-    content.remove_prefix(pos + 1);
+  // From the right, as the claim name is built: only the lock file path can contain the
+  // separator, the host name, pid and random number cannot.
+  std::string_view tail[3];
+  for (int i = 2; i >= 0; --i) {
+    const auto pos = content.rfind(separator);
+    if (pos == std::string_view::npos) return std::nullopt;
+    tail[i] = content.substr(pos + 1);
+    content = content.substr(0, pos);
   }
-  if (n != 4) return std::nullopt;
-  return LinkClaim{std::string(fields[0]), std::string(fields[1]), std::string(fields[2]),
-                   std::string(fields[3])};
+  return LinkClaim{std::string(content), std::string(tail[0]), std::string(tail[1]),
+                   std::string(tail[2])};
 }
 
 namespace detail {
+
+bool claim_names_lock(const LinkClaim& claim, const std::filesystem::path& lockfile,
+                      char separator) noexcept {
+  if (claim.lockfile.find(separator) == std::string::npos) return true;  // four fields
+  try {
+    return std::filesystem::path(claim.lockfile).filename() == lockfile.filename();
+  } catch (...) {
+    return false;  // out of memory: not judged a claim, so nothing is broken
+  }
+}
 
 std::optional<long> parse_claim_pid(std::string_view text) noexcept {
   text = strip(text);
@@ -105,7 +114,9 @@ std::optional<LinkDetails> LinkLock::details() const {
   if (ec == std::errc::no_such_file_or_directory) return std::nullopt;
   throw_if_error(ec, "cannot read lock file", lockfile_str_);
   const auto claim = parse_link_claim(content, options_.separator);
-  if (!claim) return std::nullopt;
+  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) {
+    return std::nullopt;
+  }
   const auto pid = detail::parse_claim_pid(claim->pid);
   if (!pid) return std::nullopt;
   return LinkDetails{claim->hostname, *pid, claim->lockfile};

@@ -2,7 +2,6 @@
 // and inotify wake-ups on local filesystems.
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,12 +15,12 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "file_ops.hpp"
 #include "link_lock_internal.hpp"
 #include "locksmith/link_lock.hpp"
+#include "stop_wait.hpp"
 #include "sys_posix.hpp"
 
 #if defined(LOCKSMITH_OS_LINUX)
@@ -43,6 +42,14 @@ constexpr int kRaceRetries = 64;
 constexpr const char* kSpace = " \t\n\r\v\f";
 
 bool is_missing(int err) noexcept { return err == ENOENT || err == ESTALE; }
+
+// Why an entry that is not a regular file can never be a lock file here: waiting for it to be
+// released would never end.
+std::error_code not_a_lock_file(mode_t mode) noexcept {
+  if (S_ISLNK(mode)) return make_error_code(errc::symlink_refused);
+  if (S_ISDIR(mode)) return {EISDIR, std::generic_category()};
+  return make_error_code(errc::not_regular_file);
+}
 
 SysClock::time_point mtime_of(const struct stat& st) noexcept {
   return SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(
@@ -229,26 +236,17 @@ class ChangeWaiter {
 #endif
   }
 
-  void wait_until(Clock::time_point until) noexcept {
+  // Returns early when `stop` is stopped.
+  void wait_until(Clock::time_point until, detail::StopWait& stop) noexcept {
     const auto now = Clock::now();
     if (until <= now) return;
 #if defined(LOCKSMITH_OS_LINUX)
     if (use_notify_) {
       until = std::min(until, now + kNotifyBackstop);
-      for (;;) {
-        const auto left = until - Clock::now();
-        if (left <= Clock::duration::zero()) return;
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        struct timespec ts {};
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000);
-        struct pollfd pfd {};
-        pfd.fd = fd_.get();
-        pfd.events = POLLIN;
-        const int r = ::ppoll(&pfd, 1, &ts, nullptr);
-        if (r < 0 && errno != EINTR) return;
-        if (r > 0 && drain_relevant()) return;
+      while (Clock::now() < until && !stop.stopped()) {
+        if (stop.wait_until(until, fd_.get()) && drain_relevant()) return;
       }
+      return;
     }
 #endif
     // Backoff with jitter: sleep backoff * U[0.5, 1.5), then double it up to the maximum.
@@ -256,7 +254,7 @@ class ChangeWaiter {
     const auto jittered = std::chrono::nanoseconds(
         base / 2 + static_cast<long long>(
                        jitter_random() % static_cast<std::uint64_t>(std::max<long long>(base, 1))));
-    std::this_thread::sleep_for(std::min<Clock::duration>(jittered, until - now));
+    stop.wait_until(now + std::min<Clock::duration>(jittered, until - now));
     backoff_ = std::min<Clock::duration>(backoff_ * 2, options_.backoff_max);
   }
 
@@ -342,9 +340,16 @@ std::error_code LinkLock::write_claim() noexcept {
                   static_cast<mode_t>(options_.permissions));
   }));
   if (!fd.valid()) return detail::last_error();
-  if (std::error_code ec = detail::write_all(fd.get(), claim_)) return ec;
+  // On failure (ENOSPC, EDQUOT, EIO) remove the claim we created: an empty or partial claim
+  // would be left behind. The name is ours alone (it holds our pid and random number).
+  const auto discard = [&](std::error_code ec) {
+    fd.reset();
+    ::unlink(claim_.c_str());
+    return ec;
+  };
+  if (std::error_code ec = detail::write_all(fd.get(), claim_)) return discard(ec);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return detail::last_error();
+  if (::fstat(fd.get(), &st) != 0) return discard(detail::last_error());
   claim_dev_ = static_cast<std::uint64_t>(st.st_dev);
   claim_ino_ = static_cast<std::uint64_t>(st.st_ino);
   claim_fd_ = std::move(fd);
@@ -404,7 +409,7 @@ std::error_code LinkLock::attempt(Attempt& out) noexcept {
     }
     if (err != EEXIST) return {err, std::generic_category()};
     struct stat st {};
-    if (::stat(lockfile_str_.c_str(), &st) != 0) {
+    if (::lstat(lockfile_str_.c_str(), &st) != 0) {
       const int serr = errno;
       if (is_missing(serr)) continue;  // released between link() and stat(): try again
       return {serr, std::generic_category()};
@@ -415,6 +420,7 @@ std::error_code LinkLock::attempt(Attempt& out) noexcept {
       out.got = true;
       return {};
     }
+    if (!S_ISREG(st.st_mode)) return not_a_lock_file(st.st_mode);
     out.break_at = mtime_of(st) + options_.clock_slop;
     out.breakable = SysClock::now() > out.break_at;
     return {};
@@ -438,7 +444,8 @@ std::error_code LinkLock::try_break(bool& broke) noexcept {
   std::string content;
   if (read_fd(fd.get(), content)) return {};
   const auto claim = parse_link_claim(content, options_.separator);
-  if (!claim) return {};  // not a claim: never break a foreign file
+  // Not a claim: never break a foreign file.
+  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) return {};
   // Like flufl: touch it first, so that other waiters do not break it as well. Touching the inode
   // we judged (not the path) cannot extend a fresh lock that replaced it.
   const Expiry e = expiry_after(options_.lifetime);
@@ -471,11 +478,21 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     }
     held_ = false;  // a forked child's copy of the parent's lock
   }
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
   const bool wait_allowed = deadline > Clock::now();
+  // A directory, device, FIFO or symlink at the lock path: say so before making a claim.
+  struct stat path_st {};
+  if (::lstat(lockfile_str_.c_str(), &path_st) == 0 && !S_ISREG(path_st.st_mode)) {
+    return not_a_lock_file(path_st.st_mode);
+  }
   if (std::error_code ec = prepare_claim()) return ec;
-  if (std::error_code ec = touch_claim()) return ec;
+  if (std::error_code ec = touch_claim()) {
+    if (!options_.keep_claim) drop_claim();
+    return ec;
+  }
 
   std::optional<ChangeWaiter> waiter;
+  detail::StopWait stop(stop_);
   for (;;) {
     Attempt a;
     if (std::error_code ec = attempt(a)) {
@@ -510,7 +527,11 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     }
     Clock::time_point until = deadline;
     if (!a.breakable) until = std::min(until, to_steady(a.break_at) + 1ms);
-    waiter->wait_until(until);
+    waiter->wait_until(until, stop);
+    if (stop.stopped()) {
+      if (!options_.keep_claim) drop_claim();
+      return make_error_code(errc::cancelled);
+    }
   }
 }
 
@@ -599,7 +620,9 @@ LinkState LinkLock::state() const {
     throw_if_error(detail::last_error(), "cannot stat lock file", lockfile_str_);
   }
   const auto claim = parse_link_claim(content, options_.separator);
-  if (!claim) return LinkState::unknown;
+  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) {
+    return LinkState::unknown;
+  }
   const auto pid = detail::parse_claim_pid(claim->pid);
   if (!pid) return LinkState::unknown;
   if (claim->hostname != hostname_) return LinkState::unknown;

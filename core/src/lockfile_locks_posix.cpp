@@ -18,12 +18,12 @@
 #include <random>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 
 #include "file_ops.hpp"
 #include "holder_record.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "stop_wait.hpp"
 #include "sys_posix.hpp"
 
 namespace locksmith {
@@ -46,22 +46,26 @@ constexpr int kMaxVanished = 100;
 bool vanished_errno(int err) noexcept { return err == ENOENT || err == ESTALE; }
 
 // Backoff between attempts: 1 ms doubling to 128 ms, each sleep scaled by a factor in [0.5, 1.5).
+// A stop requested through the lock's stop token (set_stop_token) ends the wait with
+// errc::cancelled.
 class Backoff {
  public:
-  explicit Backoff(Clock::time_point deadline) noexcept
-      : deadline_(deadline), entry_passed_(deadline <= Clock::now()) {
+  Backoff(Clock::time_point deadline, const std::stop_token& stop) noexcept
+      : deadline_(deadline), entry_passed_(deadline <= Clock::now()), stop_(stop) {
     std::random_device rd;
     rng_.seed(rd());
   }
-  // The result of a busy attempt: errc::busy / errc::timeout when the deadline has passed, else
-  // sleeps and returns {} (try again).
+  // The result of a busy attempt: errc::busy / errc::timeout when the deadline has passed,
+  // errc::cancelled when stopped, else sleeps and returns {} (try again).
   std::error_code busy() noexcept {
     const auto now = Clock::now();
     if (now >= deadline_) return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     std::uniform_real_distribution<double> jitter(0.5, 1.5);
     auto sleep = std::chrono::duration_cast<Clock::duration>(delay_ * jitter(rng_));
     if (deadline_ != kForever) sleep = std::min<Clock::duration>(sleep, deadline_ - now);
-    std::this_thread::sleep_for(sleep);
+    stop_.wait_until(now + sleep);
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     delay_ = std::min<Clock::duration>(delay_ * 2, std::chrono::milliseconds(128));
     return {};
   }
@@ -69,6 +73,7 @@ class Backoff {
   // busy / timeout code once the deadline has passed, so that such retries cannot overrun it
   // where each file operation is slow (NFS). A non-waiting attempt still gets a few of them.
   std::error_code overdue() noexcept {
+    if (stop_.stopped()) return make_error_code(errc::cancelled);
     if (Clock::now() < deadline_) return {};
     if (entry_passed_ && ++free_retries_ <= 3) return {};
     return make_error_code(entry_passed_ ? errc::busy : errc::timeout);
@@ -80,6 +85,7 @@ class Backoff {
   int free_retries_ = 0;
   Clock::duration delay_ = std::chrono::milliseconds(1);
   std::minstd_rand rng_;
+  detail::StopWait stop_;
 };
 
 // Outcome of one attempt.
@@ -152,7 +158,8 @@ std::error_code junk_error(mode_t mode, bool want_directory) noexcept {
 std::error_code create_exclusive(const std::filesystem::path& path, std::string_view content,
                                  unsigned permissions, struct stat& st, UniqueFd& out) noexcept {
   const int fd = retry_on_eintr([&] {
-    return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+    // Readable too, so that release() can check the content through it (see read_own).
+    return ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
                   static_cast<mode_t>(permissions & 07777));
   });
   if (fd < 0) return last_error();
@@ -188,6 +195,31 @@ bool path_is_fd_settled(const std::filesystem::path& path, const UniqueFd& fd) n
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   return false;
+}
+
+// Whether `path` (not following a symlink) is the file open as `fd`, and the first `limit` bytes
+// of that file. Needs no new descriptor: a release must work in a process that is out of them
+// (EMFILE), or the lock would stay behind for good. Reading the inode through `fd` is reading
+// the path's content, since both name the same inode. ENOENT when the path is another file or
+// missing.
+std::error_code read_own(const std::filesystem::path& path, const UniqueFd& fd, std::size_t limit,
+                         std::string& out) noexcept {
+  struct stat by_path {
+  }, by_fd{};
+  if (::lstat(path.c_str(), &by_path) != 0) return last_error();
+  if (::fstat(fd.get(), &by_fd) != 0) return last_error();
+  if (by_path.st_dev != by_fd.st_dev || by_path.st_ino != by_fd.st_ino) return os_error(ENOENT);
+  out.assign(limit, '\0');
+  std::size_t got = 0;
+  while (got < limit) {
+    const ssize_t n = retry_on_eintr(
+        [&] { return ::pread(fd.get(), out.data() + got, limit - got, static_cast<off_t>(got)); });
+    if (n < 0) return last_error();
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return {};
 }
 
 // Unlinks `path` if it is still the file described by `seen` (same inode, size and mtime):
@@ -516,7 +548,8 @@ std::error_code MkdirLock::acquire(LockMode mode, Clock::time_point deadline) no
     owner_pid_ = detail::current_pid();
     unique_name_ = unique;
   };
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     if (::mkdir(lock_path_.c_str(), static_cast<mode_t>(options_.permissions & 07777)) == 0) {
@@ -619,7 +652,8 @@ std::error_code PidLockFile::acquire(LockMode mode, Clock::time_point deadline) 
   } catch (...) {
     return std::make_error_code(std::errc::not_enough_memory);
   }
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     struct stat st {};
@@ -680,14 +714,16 @@ std::error_code PidLockFile::release() noexcept {
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
   (void)path_is_fd_settled(path_, fd_);  // a waiter may have our file swapped out just now
   std::string text;
-  struct stat st {};
-  std::error_code ec = read_head(path_, 4096, text, st);
-  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
-      ec == std::errc::too_many_symbolic_link_levels) {
+  const std::error_code ec = read_own(path_, fd_, 4096, text);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+    fd_.reset();
     return make_error_code(errc::lock_lost);
   }
-  if (ec) return ec;
-  const bool ours = path_is_fd(path_, fd_) && parse_pid_line(text) == owner_pid_;
+  if (ec) {
+    fd_.reset();
+    return ec;
+  }
+  const bool ours = parse_pid_line(text) == owner_pid_;
   fd_.reset();
   if (!ours) return make_error_code(errc::lock_lost);
   if (::unlink(path_.c_str()) != 0) {
@@ -778,7 +814,8 @@ std::error_code DotLock::acquire(LockMode mode, Clock::time_point deadline) noex
     ~TmpGuard() { ::unlink(p.c_str()); }
   } guard{tmp};
 
-  Backoff backoff(deadline);
+  if (stop_.stop_requested()) return make_error_code(errc::cancelled);
+  Backoff backoff(deadline, stop_);
   int vanished = 0;
   for (;;) {
     // NFS: link()'s return value may lie (a retransmitted request); the inodes decide.
@@ -827,14 +864,16 @@ std::error_code DotLock::release() noexcept {
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
   std::string text;
-  struct stat st {};
-  std::error_code ec = read_head(lock_path_, 16, text, st);
-  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::invalid_argument ||
-      ec == std::errc::too_many_symbolic_link_levels) {
+  const std::error_code ec = read_own(lock_path_, fd_, 16, text);
+  if (ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory) {
+    fd_.reset();
     return make_error_code(errc::lock_lost);
   }
-  if (ec) return ec;
-  const bool ours = path_is_fd(lock_path_, fd_) && parse_pid_atoi(text) == owner_pid_;
+  if (ec) {
+    fd_.reset();
+    return ec;
+  }
+  const bool ours = parse_pid_atoi(text) == owner_pid_;
   fd_.reset();
   if (!ours) return make_error_code(errc::lock_lost);
   if (::unlink(lock_path_.c_str()) != 0) {

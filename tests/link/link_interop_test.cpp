@@ -180,4 +180,54 @@ TEST(LinkLockInterop, CppBreaksPythonsExpiredLock) {
   lock.unlock();
 }
 
+// A crashed holder at a path containing '|' (a claim of more than four fields): flufl.lock 5.x
+// breaks ours, and we break flufl's.
+TEST(LinkLockInterop, PythonBreaksOurCrashedLockAtPathWithSeparator) {
+  TempDir dir;
+  fs::create_directory(dir / "d|ir");
+  const fs::path path = dir / "d|ir" / "re|s.lock";
+  lt::Child holder;
+  ASSERT_TRUE(holder.fork_fn([&](int, int out) {
+    LinkLock lock(path);
+    if (!lock.try_lock()) return 2;
+    lt::child_write(out, "LOCKED " + lock.claim_path());
+    ::_exit(0);  // a crash: no release, no destructor
+  }));
+  const auto line = holder.read_line().value_or("");
+  ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
+  const std::string dead_claim = line.substr(7);
+  ASSERT_TRUE(holder.wait().has_value());
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));  // expired beyond flufl's 10 s slop
+  lt::Child py;
+  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
+  const auto w = words(py.read_line().value_or(""));
+  ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED") << "flufl did not break it";
+  EXPECT_EQ(lt::read_file(path), w[3]);
+  EXPECT_FALSE(fs::exists(dead_claim));
+  ASSERT_TRUE(py.send("release"));
+  EXPECT_EQ(py.read_line().value_or(""), "RELEASED");
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(LinkLockInterop, CppBreaksPythonsCrashedLockAtPathWithSeparator) {
+  TempDir dir;
+  fs::create_directory(dir / "d|ir");
+  const fs::path path = dir / "d|ir" / "re|s.lock";
+  lt::Child py;
+  PyHolder h;
+  ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 1, h));
+  py.kill_and_reap();  // a crash: the lock and its claim stay
+  ASSERT_TRUE(fs::exists(h.claim));
+  LinkLock lock(path);
+  const auto d = lock.details();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(*d, (LinkDetails{h.host, h.pid, path.string()}));
+  EXPECT_FALSE(lock.try_lock());  // not yet expired + 10 s slop
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));
+  ASSERT_TRUE(lock.try_lock_for(5s));
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(h.claim));
+  lock.unlock();
+}
+
 }  // namespace

@@ -197,6 +197,32 @@ TEST(LinkLockMultiprocess, DeadHoldersLockIsBrokenAfterExpiryPlusSlop) {
   waiter.unlock();
 }
 
+// The same with '|' in the directory and file names: the claim has more than four fields, and
+// must still be recognised (parsed from the right), or every waiter would wait forever.
+TEST(LinkLockMultiprocess, DeadHoldersLockAtPathWithSeparatorIsBroken) {
+  TempDir dir;
+  fs::create_directory(dir / "d|ir");
+  const fs::path path = dir / "d|ir" / "re|s.lock";
+  lt::Child holder;
+  ASSERT_TRUE(holder.fork_fn([&](int in, int out) { return holder_role(path, 1s, in, out); }));
+  const auto line = holder.read_line().value_or("");
+  ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
+  const std::string dead_claim = line.substr(7);
+  const long long expiry = lt::stat_of(path).st_mtim.tv_sec;
+  ::kill(holder.pid(), SIGKILL);
+  ASSERT_TRUE(holder.wait().has_value());
+
+  LinkLockOptions opts;
+  opts.clock_slop = 1s;
+  LinkLock waiter(path, opts);
+  ASSERT_TRUE(waiter.try_lock_for(10s));
+  EXPECT_GT(std::chrono::system_clock::now(),
+            std::chrono::system_clock::time_point(std::chrono::seconds(expiry + 1)));
+  EXPECT_EQ(lt::read_file(path), waiter.claim_path());
+  EXPECT_FALSE(fs::exists(dead_claim));
+  waiter.unlock();
+}
+
 TEST(LinkLockMultiprocess, RefreshingHolderIsNeverBroken) {
   TempDir dir;
   const fs::path path = dir / "res.lock";

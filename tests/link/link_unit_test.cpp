@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +12,9 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -260,6 +263,33 @@ TEST(LinkLockUnit, ExpiredClaimIsBrokenAndWinnerClaimRemoved) {
   lock.unlock();
 }
 
+// A lock path containing the separator: the claim still parses (from the right), so details()
+// work and an expired one is broken; a foreign file with as many fields is still left alone.
+TEST(LinkLockUnit, ExpiredClaimAtPathWithSeparatorIsBroken) {
+  TempDir dir;
+  fs::create_directory(dir / "x|y");
+  const fs::path path = dir / "x|y" / "a|b.lock";
+  const std::string winner = path.string() + "|ghost.example|12345|777";
+  write_file(winner, winner);
+  ASSERT_EQ(::link(winner.c_str(), path.c_str()), 0);
+  LinkLock lock(path);
+  const auto d = lock.details();
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(*d, (LinkDetails{"ghost.example", 12345, path.string()}));
+  EXPECT_FALSE(lock.try_lock());  // not expired yet
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(winner));
+  lock.unlock();
+  // Six fields naming another lock file are foreign content.
+  write_file(path, "/elsewhere/other|x.lock|ghost.example|1|2");
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 1000));
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_FALSE(lock.details().has_value());
+  EXPECT_EQ(lock.state(), LinkState::unknown);
+}
+
 TEST(LinkLockUnit, FreshOrWithinSlopClaimIsNotBroken) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
@@ -344,6 +374,107 @@ TEST(LinkLockUnit, ReadOnlyDirectoryIsAnError) {
   }
   EXPECT_EQ(WEXITSTATUS(status), 0) << "acquire in a read-only directory did not fail with EROFS";
   EXPECT_TRUE(fs::is_empty(sub));
+}
+
+// A lock path that is not (and cannot become) a regular lock file: the OS-level reason at once,
+// never "locked by someone else" (which waited forever), and no claim left behind.
+TEST(LinkLockUnit, NonRegularLockPathIsAnErrorAtOnce) {
+  TempDir dir;
+  fs::create_directory(dir / "a_dir");
+  ASSERT_EQ(::mkfifo((dir / "a_fifo").c_str(), 0600), 0);
+  write_file(dir / "target", "x");
+  fs::create_symlink(dir / "target", dir / "a_link");
+  fs::create_symlink(dir / "missing", dir / "dangling");
+  const struct {
+    fs::path path;
+    std::error_code want;
+  } cases[] = {
+      {dir / "a_dir", std::make_error_code(std::errc::is_a_directory)},
+      {dir / "a_fifo", make_error_code(errc::not_regular_file)},
+      {"/dev/null", make_error_code(errc::not_regular_file)},
+      {dir / "a_link", make_error_code(errc::symlink_refused)},
+      {dir / "dangling", make_error_code(errc::symlink_refused)},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.path.string());
+    LinkLockOptions opts;
+    opts.timeout = 2s;  // lock() waited forever here: bound it
+    LinkLock lock(c.path, opts);
+    const auto t0 = Clock::now();
+    EXPECT_EQ(lock.acquire(LockMode::exclusive, Clock::now() + 3s), c.want);
+    EXPECT_LT(Clock::now() - t0, 1s);
+    EXPECT_EQ(lock.acquire(LockMode::exclusive, Clock::time_point::min()), c.want);
+    EXPECT_FALSE(lock.owns_lock());
+    try {
+      lock.lock();
+      ADD_FAILURE() << "lock() did not throw";
+    } catch (const locksmith::LockError& e) {
+      EXPECT_EQ(e.code(), c.want);
+      EXPECT_FALSE(dynamic_cast<const locksmith::AlreadyLocked*>(&e));
+      EXPECT_NE(std::string(e.what()).find(c.path.string()), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(lt::claim_files(c.path.parent_path(), c.path.filename().string()).empty());
+  }
+  EXPECT_TRUE(fs::is_fifo(dir / "a_fifo"));
+  EXPECT_EQ(lt::read_file(dir / "target"), "x");
+}
+
+// A claim whose write fails is removed, not left empty: EFBIG from RLIMIT_FSIZE (any user), and
+// ENOSPC from a full tmpfs mounted in a private mount namespace (root only).
+TEST(LinkLockUnit, FailedClaimWriteLeavesNothing) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  lt::Child child;
+  ASSERT_TRUE(child.fork_fn([&](int, int out) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl {};
+    rl.rlim_cur = 0;
+    rl.rlim_max = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) return 3;
+    LinkLock lock(path);
+    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+    lt::child_write(out, ec.message());
+    return ec == std::errc::file_too_large ? 0 : 1;
+  }));
+  EXPECT_EQ(child.read_line().value_or(""),
+            std::make_error_code(std::errc::file_too_large).message());
+  const auto st = child.wait();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+
+  if (::geteuid() != 0) GTEST_SKIP() << "ENOSPC case needs root (mount -t tmpfs)";
+  const fs::path mnt = dir / "full";
+  fs::create_directory(mnt);
+  lt::Child full;
+  ASSERT_TRUE(full.fork_fn([&](int, int out) {
+    if (::unshare(CLONE_NEWNS) != 0) return 77;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0) return 77;
+    int rc = 1;
+    {
+      // Fill it: a claim's open() still finds an inode, its write() then gets ENOSPC.
+      std::ofstream filler(mnt / "filler", std::ios::binary);
+      const std::string block(4096, 'x');
+      for (int i = 0; i < 64 && filler; ++i) filler << block << std::flush;
+    }
+    LinkLock lock(mnt / "res.lock");
+    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+    std::string left;
+    for (const auto& e : fs::directory_iterator(mnt)) {
+      if (e.path().filename() != "filler") left += " " + e.path().filename().string();
+    }
+    lt::child_write(out, ec.message() + " |" + left);
+    if (ec == std::errc::no_space_on_device && left.empty()) rc = 0;
+    ::umount2(mnt.c_str(), 0);
+    return rc;
+  }));
+  const std::string line = full.read_line().value_or("(no answer)");
+  const auto fst = full.wait();
+  ASSERT_TRUE(fst.has_value() && WIFEXITED(*fst));
+  if (WEXITSTATUS(*fst) == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private namespace";
+  EXPECT_EQ(WEXITSTATUS(*fst), 0) << line;
+  EXPECT_EQ(line, std::make_error_code(std::errc::no_space_on_device).message() + " |");
 }
 
 TEST(LinkLockUnit, StdLockableFamily) {
@@ -470,7 +601,13 @@ TEST(LinkLockUnit, ParseClaim) {
   EXPECT_EQ(c->pid, "12");
   EXPECT_EQ(c->random, "34");
   EXPECT_FALSE(locksmith::parse_link_claim("a|b|c").has_value());
-  EXPECT_FALSE(locksmith::parse_link_claim("a|b|c|d|e").has_value());
+  // From the right: the lock file path keeps its separators, host|pid|random are the last three.
+  const auto bar = locksmith::parse_link_claim("/x|y/a|b.lock|h.example|12|34");
+  ASSERT_TRUE(bar.has_value());
+  EXPECT_EQ(bar->lockfile, "/x|y/a|b.lock");
+  EXPECT_EQ(bar->hostname, "h.example");
+  EXPECT_EQ(bar->pid, "12");
+  EXPECT_EQ(bar->random, "34");
   EXPECT_FALSE(locksmith::parse_link_claim("").has_value());
   EXPECT_TRUE(locksmith::parse_link_claim("a^b^c^d", '^').has_value());
 }
@@ -529,5 +666,49 @@ TEST(LinkLockUnit, StateNamesAreFluflsLockStateNames) {
   EXPECT_EQ(to_string(LinkState::theirs_expired), "theirs_expired");
   EXPECT_EQ(to_string(LinkState::unknown), "unknown");
 }
+
+// set_stop_token: a waiting acquire() stopped from another thread returns errc::cancelled at
+// once with either wait strategy; without keep_claim its claim is gone then, with it (the
+// default) the claim goes with the object.
+void stop_ends_wait(LinkWait wait, bool keep_claim) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock holder(path);
+  holder.lock();
+  LinkLockOptions opts;
+  opts.wait = wait;
+  opts.keep_claim = keep_claim;
+  auto waiter = std::make_unique<LinkLock>(path, opts);
+  std::stop_source stop;
+  ASSERT_TRUE(waiter->set_stop_token(stop.get_token()));
+  std::error_code ec;
+  std::thread t([&] { ec = waiter->acquire(LockMode::exclusive, Clock::now() + 20s); });
+  // Waiting once its claim exists (and then some: not a synchronisation, either order works).
+  const auto until = Clock::now() + 10s;
+  while (lt::claim_files(dir.path(), "res.lock").size() < 2 && Clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = Clock::now();
+  stop.request_stop();
+  t.join();
+  EXPECT_LT(Clock::now() - t0, 500ms);
+  EXPECT_EQ(ec, make_error_code(errc::cancelled));
+  EXPECT_FALSE(waiter->owns_lock());
+  EXPECT_EQ(lt::claim_files(dir.path(), "res.lock").size(), keep_claim ? 2u : 1u);
+  waiter.reset();
+  EXPECT_EQ(lt::claim_files(dir.path(), "res.lock").size(), 1u);  // the holder's
+  EXPECT_TRUE(holder.is_locked());
+  // Stopped before it starts: cancelled at once, even when the lock is free.
+  holder.unlock();
+  LinkLock late(path);
+  ASSERT_TRUE(late.set_stop_token(stop.get_token()));
+  EXPECT_EQ(late.acquire(LockMode::exclusive, Clock::now() + 20s),
+            make_error_code(errc::cancelled));
+  EXPECT_FALSE(fs::exists(path));
+}
+
+TEST(LinkLockUnit, StopEndsANotifiedWait) { stop_ends_wait(LinkWait::notify, true); }
+TEST(LinkLockUnit, StopEndsABackoffWait) { stop_ends_wait(LinkWait::backoff, false); }
 
 }  // namespace

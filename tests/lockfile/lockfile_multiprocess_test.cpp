@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,33 @@ TYPED_TEST(LockfileProcesses, ProcessesExcludeEachOther) {
   EXPECT_EQ(shared->violations.load(), 0);
   EXPECT_EQ(shared->entries.load(), kProcs * kRounds);
   ::munmap(mem, sizeof(Shared));
+}
+
+// A release in a process that has run out of descriptors (EMFILE) must still remove the lock:
+// it used to open the lock file again to check it, failed, and left the lock behind for good.
+TYPED_TEST(LockfileProcesses, ReleaseWorksWithoutFreeDescriptors) {
+  TempDir dir;
+  TypeParam probe(dir / "f");
+  lftest::Child child = lftest::Child::fork([&] {
+    TypeParam lock(dir / "f");
+    if (!lock.try_lock()) return 2;
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
+    rl.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
+    while (::dup(0) >= 0) {
+    }
+    if (errno != EMFILE) return 4;
+    const std::error_code ec = lock.release();
+    std::printf("%s\n", ec ? ec.message().c_str() : "released");
+    std::fflush(stdout);
+    return ec ? 1 : 0;
+  });
+  EXPECT_EQ(child.read_line().value_or("(no answer)"), "released");
+  const int status = child.wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_FALSE(probe.is_locked()) << "the lock stayed behind";
+  EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});
 }
 
 // A holder that acquires, says "locked PID", and waits for a line (or SIGKILL).

@@ -8,6 +8,7 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <stop_token>
 #include <thread>
 
 #include "lf_util.hpp"
@@ -645,6 +646,42 @@ TEST(DotLock, OptionsDriveLock) {
   PidLockFile p1(dir / "p"), p2(dir / "p", po);
   p1.lock();
   EXPECT_THROW(p2.lock(), locksmith::AlreadyLocked);
+}
+
+// set_stop_token: a waiting acquire() stopped from another thread returns errc::cancelled at
+// once, holds nothing and leaves no file of its own (DotLock's temporary file); a stop requested
+// before acquire() starts cancels it too.
+template <class L>
+class LockfileStop : public ::testing::Test {};
+using StopKinds = ::testing::Types<MkdirLock, PidLockFile, DotLock>;
+TYPED_TEST_SUITE(LockfileStop, StopKinds);
+
+TYPED_TEST(LockfileStop, StopEndsAWaitingAcquire) {
+  TempDir dir;
+  TypeParam holder(dir / "f");
+  ASSERT_TRUE(holder.try_lock());
+  const auto before = lftest::list_dir(dir.path());
+  TypeParam waiter(dir / "f");
+  std::stop_source stop;
+  ASSERT_TRUE(waiter.set_stop_token(stop.get_token()));
+  std::error_code ec;
+  std::thread t([&] { ec = waiter.acquire(LockMode::exclusive, Clock::now() + 20s); });
+  std::this_thread::sleep_for(100ms);  // let it wait (not a synchronisation: either order works)
+  const auto t0 = Clock::now();
+  stop.request_stop();
+  t.join();
+  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_EQ(ec, errc::cancelled);
+  EXPECT_FALSE(waiter.owns_lock());
+  EXPECT_EQ(lftest::list_dir(dir.path()), before);
+  // Stopped already: the next acquire is cancelled at once, even of a free lock.
+  holder.unlock();
+  EXPECT_EQ(waiter.acquire(LockMode::exclusive, Clock::now() + 20s), errc::cancelled);
+  EXPECT_FALSE(waiter.owns_lock());
+  // A fresh token makes it usable again.
+  ASSERT_TRUE(waiter.set_stop_token(std::stop_source().get_token()));
+  EXPECT_TRUE(waiter.try_lock());
+  waiter.unlock();
 }
 
 }  // namespace

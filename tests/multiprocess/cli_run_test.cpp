@@ -5,11 +5,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "locksmith/file_lock.hpp"
+#include "locksmith/spec.hpp"
 #include "mp_support.hpp"
 #include "mp_util.hpp"
 #include "test_support.hpp"
@@ -163,6 +165,93 @@ INSTANTIATE_TEST_SUITE_P(Kinds, CliRunTest,
                          ::testing::Values(Kind{"flock", "flock"}, Kind{"fcntl", "posix"},
                                            Kind{"ofd", "ofd"}),
                          kind_name);
+
+// --- A run stopped by a signal while it waits for the lock ------------------------------------
+
+// The names in `dir`, sorted.
+std::vector<std::string> names_in(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Polls a condition that a file or /proc shows (there is nothing to block on), bounded.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = kWaitLimit) {
+  const auto until = Clock::now() + limit;
+  while (!pred()) {
+    if (Clock::now() >= until) return false;
+    ::usleep(2000);
+  }
+  return true;
+}
+
+struct StopCase {
+  const char* kind;
+  const char* target;  // file name in the test directory
+  int signo;
+};
+
+class CliRunStopTest : public ::testing::TestWithParam<StopCase> {};
+
+// SIGTERM/SIGINT while `run` waits: it stops waiting, removes what its lock made (a link claim,
+// a dotlock temporary file) and exits 128 + signo. Before, the default action killed it and
+// left them behind.
+TEST_P(CliRunStopTest, SignalWhileWaitingLeavesNothingBehind) {
+  const StopCase c = GetParam();
+  test::TempDir dir;
+  const std::string spec = std::string(c.kind) + ":" + (dir / c.target).string();
+  auto holder = open_lock(spec);
+  ASSERT_TRUE(holder->try_lock());
+  const auto before = names_in(dir.path());
+  Process cli = run_spec(spec, {}, {"/bin/true"});
+  // Waiting: its claim / temporary file is there (for link and dotlock), its handler is in place.
+  if (std::string(c.kind) == "link" || std::string(c.kind) == "dotlock") {
+    ASSERT_TRUE(eventually([&] { return names_in(dir.path()).size() > before.size(); }))
+        << "run made no claim or temporary file";
+  }
+  eventually([&] { return catches_signal(cli.pid(), c.signo); }, 2s);  // checked by the exit
+  cli.kill(c.signo);
+  EXPECT_EQ(cli.wait_exit(5s), 128 + c.signo);
+  EXPECT_EQ(names_in(dir.path()), before) << "run left files behind";
+  holder->unlock();
+}
+
+std::string stop_case_name(const ::testing::TestParamInfo<StopCase>& param) {
+  return std::string(param.param.kind) + (param.param.signo == SIGINT ? "_SIGINT" : "_SIGTERM");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, CliRunStopTest,
+    ::testing::Values(StopCase{"link", "res.lock", SIGTERM}, StopCase{"link", "res.lock", SIGINT},
+                      StopCase{"dotlock", "f", SIGTERM}, StopCase{"dotlock", "f", SIGINT},
+                      StopCase{"pidfile", "p", SIGTERM}, StopCase{"mkdir", "m", SIGTERM}),
+    stop_case_name);
+
+// `link:` on something that can never be a lock file: exit 2 at once, naming path and reason
+// (it used to say "locked by someone else", and wait forever without --timeout).
+TEST(CliRun, LinkOnANonRegularFileExits2AtOnce) {
+  test::TempDir dir;
+  const struct {
+    std::string path;
+    std::string reason;
+  } cases[] = {{"/dev/null", "not a regular file"},
+               {dir.path().string(), std::make_error_code(std::errc::is_a_directory).message()}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.path);
+    const auto start = Clock::now();
+    Process cli = Process::spawn(
+        {"/bin/sh", "-c", std::string(kCli) + " run --lock link:" + c.path + " -- true 2>&1"});
+    const std::string line = cli.read_line(5s).value_or("<no reply>");
+    EXPECT_EQ(cli.wait_exit(5s), kExitUsage);
+    EXPECT_LT(Clock::now() - start, 3s);
+    EXPECT_NE(line.find("'" + c.path + "'"), std::string::npos) << line;
+    EXPECT_NE(line.find(c.reason), std::string::npos) << line;
+  }
+}
 
 TEST(CliRun, Exits2ForABadSpec) {
   test::TempDir dir;

@@ -27,14 +27,15 @@ namespace fs = std::filesystem;
 TEST(ErrorCategory, NameAndMessages) {
   EXPECT_STREQ(lock_category().name(), "locksmith");
   std::set<std::string> messages;
-  for (errc e : {errc::busy, errc::timeout, errc::not_locked, errc::lock_lost,
-                 errc::symlink_refused, errc::invalid_spec, errc::unsupported, errc::cancelled}) {
+  for (errc e :
+       {errc::busy, errc::timeout, errc::not_locked, errc::lock_lost, errc::symlink_refused,
+        errc::invalid_spec, errc::unsupported, errc::cancelled, errc::not_regular_file}) {
     const std::error_code ec = e;  // implicit: errc is an error code enum
     EXPECT_EQ(&ec.category(), &lock_category());
     EXPECT_FALSE(ec.message().empty());
     messages.insert(ec.message());
   }
-  EXPECT_EQ(messages.size(), 8u) << "messages must tell the codes apart";
+  EXPECT_EQ(messages.size(), 9u) << "messages must tell the codes apart";
   EXPECT_EQ(make_error_code(errc::busy).message(), "already locked by someone else");
   EXPECT_EQ(std::error_code(99, lock_category()).message(), "unknown locksmith error 99");
 }

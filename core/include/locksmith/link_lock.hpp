@@ -12,8 +12,15 @@
 //    (flufl.lock writes and reads float seconds through os.utime / st_mtime, so sub-second
 //    lifetimes work both ways), set on the claim before linking and by refresh().
 //  - A waiter breaks a lock only when now > mtime + clock_slop AND the lock file's content parses
-//    as a claim (four fields separated by '|'); a foreign file at the lock path is never touched.
-//    Breaking touches the lock file, unlinks it, and unlinks the holder's claim file.
+//    as a claim; a foreign file at the lock path is never touched. A claim is read from the right
+//    (the last three '|'-separated fields are host, pid and random; the rest is the lock file
+//    path, which may itself contain '|'). Four fields are always a claim (flufl's rule); more are
+//    a claim only when the path part ends in this lock file's name. Breaking touches the lock
+//    file, unlinks it, and unlinks the holder's claim file.
+//  - A lock path containing '|': we break such a crashed lock, and so does flufl.lock 5.x (whose
+//    _break reads no fields); flufl.lock's details/state cannot parse it (flufl splits into
+//    exactly four fields), and flufl.lock 6.0 and later, which break only four-field claims, never
+//    break it: avoid '|' in lock paths shared with flufl.
 //  - release() unlinks the lock file if it is still our claim, never anyone else's.
 //
 // Semantics
@@ -49,6 +56,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -113,7 +121,8 @@ struct LinkClaim {
   std::string pid;
   std::string random;
 };
-// Splits `content` (surrounding whitespace stripped, as flufl does) into exactly four fields.
+// Splits `content` (surrounding whitespace stripped, as flufl does) into four fields from the
+// right: the lock file path keeps any separators it contains. nullopt with fewer than four.
 std::optional<LinkClaim> parse_link_claim(std::string_view content, char separator = '|');
 
 // The host name flufl.lock uses: Python's socket.getfqdn() (computed once per process).
@@ -127,7 +136,10 @@ class LinkLock : public Lockable {
   ~LinkLock() override;
 
   // mode must be exclusive (errc::unsupported otherwise). Acquiring while held:
-  // errc::resource_deadlock_would_occur (flufl's AlreadyLockedError).
+  // errc::resource_deadlock_would_occur (flufl's AlreadyLockedError). Something at the lock path
+  // that can never be a lock file fails at once, without waiting: EISDIR for a directory,
+  // errc::symlink_refused for a symlink, errc::not_regular_file for a device, FIFO or socket.
+  // A claim that cannot be written (ENOSPC, EDQUOT, EFBIG) is removed, and the error returned.
   std::error_code acquire(LockMode mode, Clock::time_point deadline) noexcept override;
   // errc::not_locked when not held; errc::lock_lost when the lock was broken by someone else
   // meanwhile (whatever is at the lock path then is left alone).
@@ -135,6 +147,12 @@ class LinkLock : public Lockable {
   LockInfo describe() const override;
   bool supports_shared() const noexcept override { return false; }
   Clock::time_point default_deadline() const noexcept override;
+  // Supported: a stopped wait returns errc::cancelled within microseconds. The claim file is
+  // then removed as after a timeout: at once without keep_claim, else by the destructor.
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   // Moves the expiry to now + lifetime (and sets the lifetime when given). errc::not_locked
   // when we do not hold it (flufl's refresh(); the claim is touched either way).
@@ -205,6 +223,7 @@ class LinkLock : public Lockable {
   UniqueFd notify_fd_;
   bool notify_tried_ = false;
   bool held_ = false;
+  std::stop_token stop_;  // see set_stop_token
 };
 
 }  // namespace locksmith

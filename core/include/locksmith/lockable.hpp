@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -77,6 +78,16 @@ class Lockable {
   // lost. Returns false when the primitive has no such thread (keep_alive() then is how loss is
   // found). An empty function removes the notice; it is never called after that returns.
   virtual bool on_loss(const std::function<void()>& /*notice*/) noexcept { return false; }
+
+  // Cancellation of a waiting acquire() from another thread (what `locksmith run` uses on
+  // SIGTERM/SIGINT). Once `token` is stopped (request_stop() from any thread, e.g. one that
+  // sigwait()s; it is not async-signal-safe, so not from a signal handler), an acquire() of this
+  // object that is waiting, or that starts later, returns errc::cancelled promptly, holds
+  // nothing and has removed the temporary files it made (see each primitive for its claim).
+  // An acquire() that got the lock before it saw the stop returns {}: check the token after it.
+  // Returns false, and ignores the token, where waits cannot be interrupted yet; true for link,
+  // dotlock, pidfile and mkdir. Not thread-safe against a running acquire(): set it before.
+  virtual bool set_stop_token(const std::stop_token& /*token*/) noexcept { return false; }
 
   // Standard Lockable / TimedLockable. lock() honours the primitive's configured wait policy
   // (timeout, fail_when_locked) and throws AlreadyLocked / LockTimeout / LockError.

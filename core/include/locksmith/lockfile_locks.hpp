@@ -14,7 +14,8 @@
 //  - Release: release() removes what acquire() created, and only if it is still ours. Called on an
 //    object that does not hold the lock it returns errc::not_locked (NotLocked from unlock()) and
 //    touches nothing. When the lock was held but someone else has broken or replaced it since,
-//    release() removes nothing and returns errc::lock_lost.
+//    release() removes nothing and returns errc::lock_lost. release() opens no descriptor (it
+//    checks the lock through the one it keeps), so it works in a process out of them (EMFILE).
 //  - fork(): the child inherits the object's "held" state but not the ownership (the pid differs):
 //    its release(), including its destructor, returns errc::not_locked and leaves the parent's lock
 //    in place. exec() keeps the lock on disk; the new image has no object for it.
@@ -50,7 +51,9 @@
 //  - Waiting: these protocols give the kernel nothing to wake a waiter with, so a wait with a
 //    deadline retries with exponential backoff (1 ms doubling to 128 ms) and ±50 % jitter.
 //    A deadline at or before now means one attempt: errc::busy; busy at a later deadline:
-//    errc::timeout. Only exclusive mode exists (supports_shared() is false; shared -> unsupported).
+//    errc::timeout. A wait stopped through set_stop_token (lockable.hpp) returns errc::cancelled
+//    within microseconds; DotLock's temporary file is removed first, as on every failure. Only
+//    exclusive mode exists (supports_shared() is false; shared -> unsupported).
 //  - Errors are the OS errno (ENOENT for a missing directory, EACCES/EROFS for a read-only one,
 //    ENOTDIR/EISDIR/EEXIST for foreign junk of the wrong type); throwing forms name the lock path.
 //  - NFS: mkdir(), O_CREAT|O_EXCL (NFSv3+) and link() are atomic on the server, so MkdirLock,
@@ -65,6 +68,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "locksmith/lockable.hpp"
@@ -117,6 +121,10 @@ class MkdirLock : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   // Whether the lock directory exists (held by anyone).
@@ -140,6 +148,7 @@ class MkdirLock : public Lockable {
   // Kept open while held so that their inodes cannot be reused: release() then recognises a
   // directory or file that someone else re-created under the same names.
   UniqueFd dir_fd_, file_fd_;
+  std::stop_token stop_;  // see set_stop_token
 };
 
 // PidLockFile — lockfile.pidlockfile.PIDLockFile (and the FHS pid-file convention).
@@ -172,6 +181,10 @@ class PidLockFile : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   bool is_locked() const noexcept;
@@ -187,7 +200,8 @@ class PidLockFile : public Lockable {
   PidLockFileOptions options_;
   bool held_ = false;
   long owner_pid_ = 0;
-  UniqueFd fd_;  // the file we created, kept open so its inode cannot be reused while held
+  UniqueFd fd_;           // the file we created, kept open so its inode cannot be reused while held
+  std::stop_token stop_;  // see set_stop_token
 };
 
 // DotLock — liblockfile's lockfile_create(3) / dotlockfile(1) convention.
@@ -233,6 +247,10 @@ class DotLock : public Lockable {
   LockInfo describe() const override;
   Clock::time_point default_deadline() const noexcept override;
   bool supports_shared() const noexcept override { return false; }
+  bool set_stop_token(const std::stop_token& token) noexcept override {
+    stop_ = token;
+    return true;
+  }
 
   bool owns_lock() const noexcept { return held_; }
   bool is_locked() const noexcept;
@@ -256,7 +274,8 @@ class DotLock : public Lockable {
   DotLockOptions options_;
   bool held_ = false;
   long owner_pid_ = 0;
-  UniqueFd fd_;  // the file we linked, kept open so its inode cannot be reused while held
+  UniqueFd fd_;           // the file we linked, kept open so its inode cannot be reused while held
+  std::stop_token stop_;  // see set_stop_token
 };
 
 }  // namespace locksmith
