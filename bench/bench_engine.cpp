@@ -28,7 +28,8 @@ using harness::EventType;
 // 1. Recording: one event stored into the memory-mapped history file.
 void BM_recorder_record(benchmark::State& state) {
   const auto path = bench_dir() / "bench-history.bin";
-  harness::Recorder rec(path, std::size_t{1} << 24);
+  std::filesystem::remove(path);
+  harness::Recorder rec(path, std::size_t{1} << 24, {std::string(32, '0'), 0, 1});
   Event e;
   e.worker = 1;
   std::size_t n = 0;

@@ -45,8 +45,9 @@ void add_report_options(CLI::App* cmd, locksmith::cli::ReportFiles& files) {
 int main(int argc, char** argv) {
   locksmith::harness::register_schemes();  // redis:// and friends, where this build has them
   // Worker processes re-execute this binary; they are not a user-facing command.
-  if (argc == 4 && std::string(argv[1]) == "__worker") {
-    return locksmith::harness::worker_main(argv[2], static_cast<std::uint32_t>(std::atoi(argv[3])));
+  if ((argc == 4 || argc == 5) && std::string(argv[1]) == "__worker") {
+    return locksmith::harness::worker_main(argv[2], static_cast<std::uint32_t>(std::atoi(argv[3])),
+                                           argc == 5 ? std::atoll(argv[4]) : 0);
   }
 
   CLI::App app{"locksmith: fast, verified file locking"};

@@ -1,22 +1,66 @@
 #include "stress_command.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 
 #include "locksmith/error.hpp"
 #include "run_command.hpp"
 
 namespace locksmith::cli {
 
-int run_stress_command(const harness::StressOptions& options, const ReportFiles& files) {
+namespace {
+
+// Whether every report file can be written, checked before a long run rather than after it. A
+// file that did not exist is created empty and removed again.
+bool report_paths_writable(const ReportFiles& files, const char* command) {
+  for (const std::string* path : {&files.json, &files.junit, &files.html}) {
+    if (path->empty()) continue;
+    const bool existed = std::filesystem::exists(*path);
+    std::FILE* f = std::fopen(path->c_str(), "a");
+    if (f == nullptr) {
+      std::fprintf(stderr, "locksmith %s: cannot write report '%s': %s\n", command, path->c_str(),
+                   std::strerror(errno));
+      return false;
+    }
+    std::fclose(f);
+    if (!existed) std::remove(path->c_str());
+  }
+  return true;
+}
+
+const char* signal_name(int signo) {
+  switch (signo) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
+  }
+}
+
+}  // namespace
+
+int run_stress_command(harness::StressOptions options, const ReportFiles& files) {
+  if (!report_paths_writable(files, "stress")) return kExitUsage;
   harness::Report report;
   report.command = "stress";
   report.started_at = utc_now();
   harness::StressResult result;
+  options.handle_signals = true;
   try {
     result = harness::run_stress(options);
+  } catch (const harness::EnvironmentError& e) {
+    std::fprintf(stderr, "locksmith stress: environment error, no verdict: %s\n", e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "locksmith stress: %s\n", e.what());
     return kExitUsage;
@@ -27,7 +71,20 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
   p.spec = options.spec;
   p.info = result.history.info;
   p.checks = result.checks;
-  harness::summarize(p, result.history);
+  if (result.interrupted_by != 0) {
+    char after[32];
+    std::snprintf(after, sizeof after, "%.1fs", result.elapsed_s);
+    report.no_verdict =
+        std::string("interrupted by ") + signal_name(result.interrupted_by) + " after " + after;
+    p.verdict = harness::PrimitiveVerdict::unsupported;
+    p.reason = report.no_verdict;
+  } else {
+    harness::summarize(p, result.history);
+  }
+  if (report.no_verdict.empty() && p.verdict == harness::PrimitiveVerdict::unsupported) {
+    // Nothing was exercised: that is no verdict, and CI must not read it as a pass.
+    report.no_verdict = "no evidence: " + p.reason;
+  }
   report.primitives.push_back(std::move(p));
   if (!options.rendezvous.empty() && !files.quiet) {
     std::printf(
@@ -38,17 +95,11 @@ int run_stress_command(const harness::StressOptions& options, const ReportFiles&
     std::printf("histories kept in %s (re-check with: locksmith check %s)\n",
                 result.run_dir.c_str(), result.run_dir.c_str());
   }
-  const int code = emit_report(report, files);
-  const harness::PrimitiveReport& only = report.primitives.front();
-  if (code == 0 && only.verdict == harness::PrimitiveVerdict::unsupported) {
-    // Nothing was exercised: that is no verdict, and CI must not read it as a pass.
-    std::fprintf(stderr, "locksmith stress: no evidence: %s\n", only.reason.c_str());
-    return kExitUsage;
-  }
-  return code;
+  return emit_report(report, files);
 }
 
 int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files) {
+  if (!report_paths_writable(files, "probe")) return kExitUsage;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string started = utc_now();
   harness::Report report;
@@ -87,7 +138,7 @@ int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& f
   try {
     history = harness::load_history(paths);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "locksmith check: %s\n", e.what());
+    std::fprintf(stderr, "locksmith check: environment error, no verdict: %s\n", e.what());
     return kExitUsage;
   }
   if (history.events.empty()) {

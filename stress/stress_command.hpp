@@ -11,7 +11,7 @@
 namespace locksmith::cli {
 
 // Runs one scenario, checks it, reports. Exit: 0 clean, 1 violation, 2 usage/environment.
-int run_stress_command(const harness::StressOptions& options, const ReportFiles& files);
+int run_stress_command(harness::StressOptions options, const ReportFiles& files);
 
 // Probes the filesystem holding a directory. Same exit codes.
 int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files);

@@ -325,6 +325,9 @@ Analysis analyse(const History& h) {
       case EventType::fenced_write:
       case EventType::fault:
       case EventType::fault_end:
+      case EventType::lost:
+      case EventType::run_end:
+      case EventType::header:
         break;
     }
   }

@@ -148,6 +148,7 @@ std::string format_us(double us, bool ascii) {
 }
 
 const char* overall_verdict(const Report& r) noexcept {
+  if (!r.no_verdict.empty()) return "NO VERDICT";
   bool any_safe = false;
   for (const auto& p : r.primitives) {
     if (p.verdict == PrimitiveVerdict::unsafe) return "UNSAFE";
@@ -195,6 +196,7 @@ const char* to_string(PrimitiveVerdict v) noexcept {
 }
 
 int Report::exit_code() const noexcept {
+  if (!no_verdict.empty()) return 2;
   for (const auto& p : primitives) {
     if (p.verdict == PrimitiveVerdict::unsafe) return 1;
   }
@@ -527,7 +529,9 @@ void write_console(const Report& r, std::ostream& out, bool color) {
 
   const std::string overall = overall_verdict(r);
   const char* col = overall == "UNSAFE" ? kRed : overall == "SAFE" ? kGreen : kYellow;
-  out << '\n' << "verdict: " << paint(col, overall) << " (exit " << r.exit_code() << ")" << '\n';
+  out << '\n' << "verdict: " << paint(col, overall);
+  if (!r.no_verdict.empty()) out << " - " << console_safe(r.no_verdict);
+  out << " (exit " << r.exit_code() << ")" << '\n';
 }
 
 }  // namespace locksmith::harness

@@ -75,6 +75,7 @@ void write_json(const Report& r, std::ostream& out) {
   j["directory"] = valid_utf8(r.directory);
   j["peer_directory"] = valid_utf8(r.peer_directory);
   j["verdict"] = overall_verdict(r);
+  if (!r.no_verdict.empty()) j["no_verdict"] = r.no_verdict;
   ordered_json facts = ordered_json::array();
   for (const auto& f : r.facts) {
     facts.push_back({{"name", valid_utf8(f.name)},

@@ -16,12 +16,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "locksmith/harness/checkers.hpp"
 #include "locksmith/harness/history.hpp"
+#include "locksmith/harness/run_config.hpp"
 #include "locksmith/lockable.hpp"
 
 namespace locksmith::harness {
@@ -47,8 +49,11 @@ struct StressOptions {
   bool nemesis_redis_stop = false;     // SIGSTOP one server (a random master) for pause_for
   std::chrono::milliseconds nemesis_interval{300};
   std::chrono::milliseconds pause_for{200};
-  std::filesystem::path run_dir;  // empty: a fresh temporary directory
-  bool keep_run_dir = false;      // keep histories after the run (always kept if run_dir given)
+  // The run's histories: empty = a fresh temporary directory, removed after the run unless
+  // keep_run_dir. A given directory must not exist or be empty (a reused one would mix an earlier
+  // run's histories in); it is kept.
+  std::filesystem::path run_dir;
+  bool keep_run_dir = false;
   // Multi-host runs: one controller per host, all pointed at the same `rendezvous` directory on
   // the shared filesystem. Host K keeps its histories in rendezvous/host-K (worker ids from
   // K*1000), host 0 creates the guarded file, and every host starts once all `hosts` have checked
@@ -59,22 +64,45 @@ struct StressOptions {
   std::chrono::seconds rendezvous_timeout{120};
   std::string worker_exe;  // binary to re-execute (default: /proc/self/exe)
   bool progress = false;   // draw a progress bar on stderr
+  // SIGINT / SIGTERM / SIGHUP stop the run: the workers are stopped, the result is marked
+  // interrupted (no verdict) and the temporary run directory is removed. For the CLI; a library
+  // caller keeps its own signal handling with false.
+  bool handle_signals = false;
 };
 
 struct StressResult {
+  RunConfig config;
   History history;
   std::optional<std::int64_t> final_counter;
   std::vector<CheckResult> checks;
   std::filesystem::path run_dir;
   double elapsed_s = 0;
+  int interrupted_by = 0;  // the signal that stopped the run (0: it ran to its end)
 };
 
-// Runs one stress scenario to completion and checks it. Throws std::runtime_error (or
-// locksmith::LockError for a bad spec) with a message naming what failed.
+// The run could not produce evidence to judge (a worker died without the nemesis, a file could
+// not be written, the histories do not add up): an environment error, exit 2, never a verdict.
+class EnvironmentError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The lock itself failed in every way the workers tried it (ENOLCK, EOPNOTSUPP, ...): the
+// mechanism does not work here. `probe` reports it UNSUPPORTED.
+class LockFailed : public EnvironmentError {
+ public:
+  using EnvironmentError::EnvironmentError;
+};
+
+// Runs one stress scenario to completion and checks it. Throws std::invalid_argument for bad
+// options, locksmith::LockError for a bad spec, EnvironmentError (or std::system_error naming
+// the path) when the run could not be carried out. An interrupted run returns without checks.
 StressResult run_stress(const StressOptions& options);
 
-// Entry point of a worker process: `<exe> __worker RUN_DIR PROCESS_INDEX`. Returns the exit code.
-int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index);
+// Entry point of a worker process: `<exe> __worker RUN_DIR PROCESS_INDEX CONTROLLER_PID`.
+// Returns the exit code.
+int worker_main(const std::filesystem::path& run_dir, std::uint32_t process_index,
+                std::int64_t controller_pid = 0);
 
 // Scenario specs: not locks, but workloads the engine runs with the same workers, nemesis and
 // checkers (check_atomic_visibility, check_exactly_once):

@@ -5,12 +5,21 @@
 // system call), and the records are in the page cache the moment they are stored, so they survive
 // the worker being SIGKILLed mid-critical-section. A record is complete when its `magic` byte is
 // set (stored last, with release ordering); a torn last record is ignored on load.
+//
+// Evidence that adds up: record 0 of every file is a header (EventType::header) naming the run
+// (run id), the host, the worker and the file's capacity; every later record carries its sequence
+// number. The space is allocated when the file is created (a full disk fails there, not with a
+// SIGBUS mid-run). load_history refuses a file that is truncated, corrupt, of another run, host
+// or worker, or given twice, and a run whose declared histories are not all there.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "locksmith/unique_fd.hpp"
 
 namespace locksmith::harness {
 
@@ -39,6 +48,11 @@ enum class EventType : std::uint8_t {
                       // the resource saw them), positive when accepted, negative when rejected
   fault = 18,         // controller: a server fault began; value = FaultKind, aux = server port
   fault_end = 19,     // controller: that fault is over (server resumed / restarted); as fault
+  lost = 20,          // the holder was told its lock was lost; value = ns from the loss being
+                      // detectable to the holder being told, or -1 when unknown
+  run_end = 21,       // controller, last: value = worker ids used on this host (replacements
+                      // of killed workers included), aux = 1 when the run was interrupted
+  header = 22,        // record 0 of a file: value/aux = run id, time_ns = capacity, op = format
 };
 
 // What a fault / fault_end event's value means.
@@ -60,7 +74,7 @@ struct Event {
   // shared memory: how many OTHER exclusive and shared holders were inside at that moment.
   std::uint32_t witness_writers = 0;
   std::uint32_t witness_readers = 0;
-  std::uint32_t reserved = 0;  // keeps value/aux 8-byte aligned; always 0
+  std::uint32_t seq = 0;  // the record's index in its file (the header is 0)
   std::int64_t value = -1;
   std::int64_t aux = 0;
 };
@@ -83,6 +97,9 @@ struct RunInfo {
   // The fenced-resource scenario: holders whose lease expired may overlap (that is what the
   // fencing token is for); check_fenced_writes judges the run, exclusion only informs.
   bool fenced = false;
+  // Lockable::expiry_bound() of the lock: how long a crashed holder's lock may keep others out
+  // (link lifetime + slop, Redis TTL); -1 when the OS frees it when the holder dies.
+  std::int64_t expiry_bound_ns = -1;
 };
 
 // All events of one run, from one or more hosts. Events of each host are in time order;
@@ -92,32 +109,60 @@ struct History {
   std::vector<Event> events;
 };
 
+// Who a history file belongs to (its header record).
+struct HistoryOwner {
+  std::string run_id;  // 32 hex characters
+  std::uint8_t host = 0;
+  std::uint32_t worker = 0;
+};
+
+inline constexpr std::uint32_t kHistoryFormat = 2;
+
 // Appends events to a memory-mapped history file. Not thread-safe: one recorder per worker thread.
 class Recorder {
  public:
-  // Creates (or truncates) `path` with room for `capacity` events.
-  Recorder(const std::filesystem::path& path, std::size_t capacity);
+  // Creates `path` (which must not exist: a reused directory is refused) with room for
+  // `capacity` events after the header, all allocated now. Throws std::system_error naming the
+  // file and the OS error (ENOSPC, EEXIST, ...).
+  Recorder(const std::filesystem::path& path, std::size_t capacity, const HistoryOwner& owner);
   ~Recorder();
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
 
-  // Stores one event (time_ns is filled in when 0). Returns false when the file is full.
+  // Stores one event (time_ns is filled in when 0). Returns false when the file is full, or
+  // when its disk is (error() then says why).
   bool record(Event e) noexcept;
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return capacity_; }
+  // The errno that stopped recording (ENOSPC, ...); 0 while none did.
+  int error() const noexcept { return error_; }
 
  private:
+  static constexpr std::size_t kReserveChunk = 65536;  // events reserved ahead (3 MiB)
+  int reserve() noexcept;
+
+  UniqueFd fd_;
   Event* events_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
+  std::size_t allocated_ = 0;
+  int error_ = 0;
 };
 
 std::uint64_t monotonic_ns() noexcept;
 
-// Loads every history-*.bin under each directory (plus run.json from the first), sorted.
-// Throws std::runtime_error naming the file on a malformed file.
-History load_history(const std::vector<std::filesystem::path>& dirs);
-// Loads the complete records of one file.
-std::vector<Event> load_events(const std::filesystem::path& file);
+// Loads the histories of one run: each directory holds one host's run.json and history files.
+// Every history the run declared must be there, intact, and belong to it; otherwise throws
+// HistoryError naming the file (or the missing worker) and what is wrong.
+// With all_hosts false, the hosts that were not given are not required (one host's own view).
+History load_history(const std::vector<std::filesystem::path>& dirs, bool all_hosts = true);
+// Loads the complete records of one file (header checked and dropped). Throws HistoryError.
+std::vector<Event> load_events(const std::filesystem::path& file, HistoryOwner* owner = nullptr);
+
+// The evidence does not add up: a verdict cannot be given (an environment error, exit 2).
+class HistoryError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 }  // namespace locksmith::harness

@@ -49,8 +49,12 @@ struct Report {
   std::string peer_directory;
   std::vector<Fact> facts;  // probe: filesystem type, mount options, semantics
   std::vector<PrimitiveReport> primitives;
+  // Why there is no verdict at all (the run was interrupted, nothing was exercised, the
+  // evidence did not add up); empty when there is one.
+  std::string no_verdict;
 
-  // 0 when nothing unsafe was seen, 1 when a violation was seen (DESIGN.md exit codes).
+  // 0 when nothing unsafe was seen, 1 when a violation was seen, 2 when there is no verdict
+  // (DESIGN.md exit codes). The console's verdict line always shows this same status.
   int exit_code() const noexcept;
 };
 
