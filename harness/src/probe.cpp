@@ -1,9 +1,6 @@
 #include "locksmith/harness/probe.hpp"
 
-#include <stdlib.h>  // mkdtemp
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <iterator>
 #include <stdexcept>
@@ -11,6 +8,7 @@
 
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/harness/fs_probe.hpp"
+#include "probe/probe_internal.hpp"
 
 namespace locksmith::harness {
 namespace {
@@ -69,13 +67,7 @@ void check_only(const std::vector<std::string>& only) {
 class StressArea {
  public:
   StressArea(const std::filesystem::path& dir, const std::filesystem::path& peer_dir) {
-    std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) {
-      const int err = errno;
-      throw std::system_error(err, std::generic_category(),
-                              "cannot create a directory in '" + dir.string() + "'");
-    }
-    local_ = templ;
+    local_ = probe::make_probe_directory(dir);
     if (peer_dir.empty()) return;
     peer_ = peer_dir / local_.filename();
     // Not there when the peer is no second mount of DIR: its workers then get lock files of

@@ -2,6 +2,7 @@
 // Each experiment works in a scratch directory with competing processes (child_posix.cpp) and
 // yields one fact, or "error: ..." when it could not decide. See fs_probe.hpp.
 #include <fcntl.h>
+#include <stdlib.h>  // mkdtemp
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -24,6 +25,17 @@
 #include "probe_internal.hpp"
 
 namespace locksmith::harness::probe {
+
+std::filesystem::path make_probe_directory(const std::filesystem::path& dir) {
+  std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            "cannot create a scratch directory in '" + dir.string() + "'");
+  }
+  return templ;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -31,16 +43,8 @@ namespace {
 
 class Lab {
  public:
-  Lab(const std::filesystem::path& dir, const SemanticsOptions& options) : options_(options) {
-    std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) {
-      const int err = errno;
-      throw std::system_error(err, std::generic_category(),
-                              "cannot create a scratch directory in '" + dir.string() + "'");
-    }
-    local_ = templ;
-    remote_ = local_;
-  }
+  Lab(const std::filesystem::path& dir, const SemanticsOptions& options)
+      : options_(options), local_(make_probe_directory(dir)), remote_(local_) {}
   ~Lab() {
     std::error_code ec;
     std::filesystem::remove_all(local_, ec);

@@ -1,6 +1,6 @@
 // Internal to the semantics probe (fs_probe.hpp): what the three parts share.
 //   child_posix.cpp        forked helper processes and the lock calls they make
-//   experiments_posix.cpp  the experiments and probe_semantics()
+//   experiments_posix.cpp  the experiments, probe_semantics() and the probe's scratch directories
 //   fs_identity_posix.cpp  statfs / mount table: identify_filesystem() and its facts
 #pragma once
 
@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -108,6 +109,10 @@ class Child {
   UniqueFd sock_;
   milliseconds timeout_;
 };
+
+// A fresh directory DIR/.locksmith-probe-XXXXXX for the probe's files (the caller removes it).
+// Throws std::system_error naming `dir` when none can be made there.
+std::filesystem::path make_probe_directory(const std::filesystem::path& dir);
 
 // ---------------------------------------------------------------------------------------------
 // Identification facts (fs_identity_posix.cpp): fs_type, mount_point, mount_source,
