@@ -27,6 +27,10 @@
 #include <system_error>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+
+#include "cli_common.hpp"
+#include "cli_validators.hpp"
 #include "locksmith/keep_alive.hpp"
 #include "locksmith/spec.hpp"
 
@@ -593,5 +597,81 @@ int run_locked(const RunRequest& request) {
   }
   return status;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The command line.
+
+struct RunCommand::State {
+  CLI::App* cmd = nullptr;
+  RunRequest request;      // what the options fill in directly
+  double timeout = -1;     // < 0: not given
+  double keep_alive = -1;  // < 0: not given
+  bool no_keep_alive = false;
+  std::string on_lost = "term";
+};
+
+RunCommand::RunCommand(CLI::App& app) : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.cmd = app.add_subcommand(
+      "run",
+      "Acquire a lock, run COMMAND, release it. Exits with COMMAND's status; 75 when the lock was\n"
+      "not acquired in time; 76 when the lock was lost while COMMAND ran; 2 on a bad spec or a\n"
+      "lock error; 126/127 when COMMAND cannot run; 128+N when COMMAND was killed by signal N,\n"
+      "or when locksmith got SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 (N) while waiting for\n"
+      "the lock: it stops waiting and removes the files its lock made (link claim, dotlock\n"
+      "temporary file).\n"
+      "COMMAND runs in its own process group and is killed if `run` itself dies (even by\n"
+      "SIGKILL). A lock that can expire (link, dotlock, redis://, redlock://, redis+pubsub://)\n"
+      "is kept alive while COMMAND runs (every lifetime/3 or TTL/3; pub/sub: its connection is\n"
+      "watched); when it is lost anyway, `run` says so at once and stops COMMAND's process\n"
+      "group: SIGTERM, then SIGKILL after --kill-after seconds (--on-lost chooses).");
+  s.cmd->add_option("--lock,-l", s.request.spec, "Lock spec (see below)")->required();
+  s.cmd->add_flag("--shared,-s", s.request.shared, "Take a shared (reader) lock");
+  s.cmd
+      ->add_option("--timeout,-t", s.timeout,
+                   "Seconds to wait for the lock (0: do not wait; default: forever)")
+      ->check(seconds_or_zero("do not wait", "leave --timeout out to wait forever"));
+  s.cmd->add_flag("--verbose,-v", s.request.verbose, "Say on stderr which lock was taken");
+  CLI::Option* keep_alive_opt =
+      s.cmd
+          ->add_option("--keep-alive", s.keep_alive,
+                       "Seconds between renewals of an expiring lock (default: "
+                       "a third of its\nlifetime or TTL)")
+          ->check(positive_seconds());
+  s.cmd
+      ->add_flag("--no-keep-alive", s.no_keep_alive,
+                 "Do not renew the lock: it may expire while COMMAND runs (then exit 76)")
+      ->excludes(keep_alive_opt);
+  s.cmd
+      ->add_option("--on-lost", s.on_lost,
+                   "What to do to COMMAND when the lock is lost: term (SIGTERM to its process\n"
+                   "group, SIGKILL after --kill-after; default), kill (SIGKILL at once), ignore\n"
+                   "(let it finish; still exit 76)")
+      ->check(CLI::IsMember({"term", "kill", "ignore"}));
+  s.cmd
+      ->add_option("--kill-after", s.request.kill_after_seconds,
+                   "Seconds between SIGTERM and SIGKILL when the lock is lost (default 5)")
+      ->check(seconds_or_zero("SIGKILL at once"));
+  s.cmd->add_option("command", s.request.command, "COMMAND [ARGS...] after --")->required();
+  s.cmd->footer(kSpecHelp);
+}
+
+RunCommand::~RunCommand() = default;
+
+bool RunCommand::selected() const { return state_->cmd->parsed(); }
+
+RunRequest RunCommand::request() const {
+  const State& s = *state_;
+  RunRequest r = s.request;
+  if (s.timeout >= 0) r.timeout_seconds = s.timeout;
+  if (s.keep_alive > 0) r.keep_alive_seconds = s.keep_alive;
+  r.keep_alive = !s.no_keep_alive;
+  r.on_lost = s.on_lost == "kill"     ? OnLost::kill
+              : s.on_lost == "ignore" ? OnLost::ignore
+                                      : OnLost::term;
+  return r;
+}
+
+int RunCommand::run() const { return run_locked(request()); }
 
 }  // namespace locksmith::cli

@@ -1,11 +1,16 @@
 // `locksmith run`: acquire a lock, run a command, keep the lock alive while it runs, release.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "locksmith/lock.hpp"
+
+namespace CLI {
+class App;
+}
 
 namespace locksmith::cli {
 
@@ -38,5 +43,25 @@ struct RunRequest {
 
 // Returns the process exit status to use.
 int run_locked(const RunRequest& request);
+
+class RunCommand {
+ public:
+  // Adds the `run` subcommand and its options to `app`.
+  explicit RunCommand(CLI::App& app);
+  RunCommand(const RunCommand&) = delete;
+  RunCommand& operator=(const RunCommand&) = delete;
+  ~RunCommand();
+
+  // Whether `run` was given on the command line (after app.parse()).
+  bool selected() const;
+  // The request the command line asks for (after app.parse()).
+  RunRequest request() const;
+  // Runs it (run_locked); returns the exit status.
+  int run() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace locksmith::cli

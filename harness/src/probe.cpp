@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <stdexcept>
 #include <system_error>
 
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/harness/fs_probe.hpp"
+#include "probe/probe_internal.hpp"
 
 namespace locksmith::harness {
 namespace {
@@ -43,9 +45,104 @@ const Fact* find_fact(const std::vector<Fact>& facts, const std::string& name) {
   return nullptr;
 }
 
+// Refuses names in `only` that are no primitive, naming the ones there are.
+void check_only(const std::vector<std::string>& only) {
+  for (const auto& name : only) {
+    const bool known = std::any_of(std::begin(kCandidates), std::end(kCandidates),
+                                   [&name](const Candidate& c) { return name == c.name; });
+    if (known) continue;
+    std::string message = "--only: unknown primitive '" + name + "' (primitives: ";
+    for (const auto& c : kCandidates) {
+      if (&c != std::begin(kCandidates)) message += ", ";
+      message += c.name;
+    }
+    message += ")";
+    throw std::invalid_argument(message);
+  }
+}
+
+// Where the stress runs keep their lock files: a fresh DIR/.locksmith-probe-XXXXXX (and the
+// same name under the peer directory), removed with everything in it however the probe ends,
+// so that probing a directory leaves nothing behind in it.
+class StressArea {
+ public:
+  StressArea(const std::filesystem::path& dir, const std::filesystem::path& peer_dir) {
+    local_ = probe::make_probe_directory(dir);
+    if (peer_dir.empty()) return;
+    peer_ = peer_dir / local_.filename();
+    // Not there when the peer is no second mount of DIR: its workers then get lock files of
+    // their own (peer_same_export says so), as they did before there was a subdirectory.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(peer_, ec) && std::filesystem::create_directory(peer_, ec)) {
+      made_peer_ = true;
+    }
+  }
+  ~StressArea() {
+    std::error_code ec;
+    if (made_peer_) std::filesystem::remove_all(peer_, ec);
+    std::filesystem::remove_all(local_, ec);
+  }
+  StressArea(const StressArea&) = delete;
+  StressArea& operator=(const StressArea&) = delete;
+
+  const std::filesystem::path& local() const { return local_; }
+  const std::filesystem::path& peer() const { return peer_; }
+
+ private:
+  std::filesystem::path local_;
+  std::filesystem::path peer_;
+  bool made_peer_ = false;
+};
+
+// One primitive's stress run in `area`: its verdict and evidence.
+PrimitiveReport stress_primitive(const Candidate& c, const ProbeOptions& o, const StressArea& area,
+                                 const std::vector<Fact>& facts) {
+  PrimitiveReport p;
+  p.name = c.name;
+  p.spec = spec_for(c.name, area.local());
+  const Fact* support = c.supported_fact == nullptr ? nullptr : find_fact(facts, c.supported_fact);
+  if (support != nullptr && support->value != "yes") {
+    p.verdict = PrimitiveVerdict::unsupported;
+    p.reason = support->detail.empty() ? support->value : support->detail;
+    return p;
+  }
+  StressOptions s;
+  s.spec = p.spec;
+  if (!o.peer_dir.empty()) s.peer_spec = spec_for(c.name, area.peer());
+  s.workers = o.workers;
+  s.duration = o.duration;
+  s.shared_ratio = c.shared_ratio;
+  s.hold = std::chrono::microseconds(50);
+  s.acquire_timeout = std::chrono::milliseconds(2000);
+  s.worker_exe = o.worker_exe;
+  s.handle_signals = true;  // Ctrl-C stops the run and the probe, and both clean up
+  if (o.progress) std::fprintf(stderr, "stress %-6s %s ...", c.name, p.spec.c_str());
+  try {
+    StressResult r = run_stress(s);
+    if (r.interrupted_by != 0) {
+      throw EnvironmentError("interrupted by signal " + std::to_string(r.interrupted_by));
+    }
+    p.info = r.history.info;
+    p.checks = std::move(r.checks);
+    summarize(p, r.history);
+  } catch (const LockFailed& e) {
+    // The primitive could not even be exercised here (e.g. ENOLCK from every worker).
+    p.verdict = PrimitiveVerdict::unsupported;
+    p.reason = e.what();
+  } catch (const LockError& e) {
+    p.verdict = PrimitiveVerdict::unsupported;  // the spec cannot be opened here
+    p.reason = e.what();
+  }
+  // Anything else (a full disk, an interrupted run, histories that do not add up) is no verdict:
+  // it propagates, and the probe ends with an environment error naming it.
+  if (o.progress) std::fprintf(stderr, " %s\n", to_string(p.verdict));
+  return p;
+}
+
 }  // namespace
 
 Report run_probe(const ProbeOptions& o) {
+  check_only(o.only);
   Report report;
   report.command = "probe";
   const bool temporary = o.dir.empty();
@@ -74,44 +171,13 @@ Report run_probe(const ProbeOptions& o) {
   if (o.progress) std::fprintf(stderr, "probing semantics of %s ...\n", report.directory.c_str());
   report.facts = probe_semantics(dir, o.peer_dir.empty() ? nullptr : &o.peer_dir);
 
+  const StressArea area(dir, o.peer_dir);
   for (const auto& c : kCandidates) {
     if (!o.only.empty() &&
         std::find(o.only.begin(), o.only.end(), std::string(c.name)) == o.only.end()) {
       continue;
     }
-    PrimitiveReport p;
-    p.name = c.name;
-    p.spec = spec_for(c.name, dir);
-    const Fact* support =
-        c.supported_fact == nullptr ? nullptr : find_fact(report.facts, c.supported_fact);
-    if (support != nullptr && support->value != "yes") {
-      p.verdict = PrimitiveVerdict::unsupported;
-      p.reason = support->detail.empty() ? support->value : support->detail;
-      report.primitives.push_back(std::move(p));
-      continue;
-    }
-    StressOptions s;
-    s.spec = p.spec;
-    if (!o.peer_dir.empty()) s.peer_spec = spec_for(c.name, o.peer_dir);
-    s.workers = o.workers;
-    s.duration = o.duration;
-    s.shared_ratio = c.shared_ratio;
-    s.hold = std::chrono::microseconds(50);
-    s.acquire_timeout = std::chrono::milliseconds(2000);
-    s.worker_exe = o.worker_exe;
-    if (o.progress) std::fprintf(stderr, "stress %-6s %s ...", c.name, p.spec.c_str());
-    try {
-      StressResult r = run_stress(s);
-      p.info = r.history.info;
-      p.checks = std::move(r.checks);
-      summarize(p, r.history);
-    } catch (const std::exception& e) {
-      // The primitive could not even be exercised here (e.g. ENOLCK from every worker).
-      p.verdict = PrimitiveVerdict::unsupported;
-      p.reason = e.what();
-    }
-    if (o.progress) std::fprintf(stderr, " %s\n", to_string(p.verdict));
-    report.primitives.push_back(std::move(p));
+    report.primitives.push_back(stress_primitive(c, o, area, report.facts));
   }
   return report;
 }

@@ -122,5 +122,34 @@ TEST(CliUsage, SemaphoreErrorsNameTheSlotFile) {
   EXPECT_NE(o.text.find("cannot lock '" + missing + "/jobs.00.lock'"), std::string::npos) << o.text;
 }
 
+// A misspelt command is named, with the commands there are; CLI11 alone said "A subcommand is
+// required" although one was given.
+TEST(CliUsage, UnknownCommandNamesTheCommands) {
+  for (const char* args : {"bogus", "strss --lock flock:/tmp/x", "-h leasse list"}) {
+    const Output o = locksmith(args);
+    EXPECT_EQ(o.status, 2) << args << "\n" << o.text;
+    EXPECT_NE(o.text.find("(commands: run, stress, check, probe, leases)"), std::string::npos)
+        << args << "\n"
+        << o.text;
+    EXPECT_EQ(o.text.find("A subcommand is required"), std::string::npos) << args << "\n" << o.text;
+  }
+  EXPECT_NE(locksmith("strss").text.find("unknown command 'strss'"), std::string::npos);
+  // Known commands and the top-level flags are untouched.
+  EXPECT_EQ(locksmith("--version").status, 0);
+  EXPECT_EQ(locksmith("probe --help").status, 0);
+  EXPECT_NE(locksmith("").text.find("A subcommand is required"), std::string::npos);
+}
+
+// `probe --only` takes primitive names only: anything else is refused before any work, naming
+// the primitives there are (it used to probe nothing and exit 0).
+TEST(CliUsage, ProbeRefusesUnknownPrimitives) {
+  const test::TempDir dir;
+  expect_refused({"probe " + dir.path().string() + " -q --only flock,bogus -d 0.2",
+                  "unknown primitive 'bogus' (primitives: flock, fcntl, ofd, sem, link, mkdir, "
+                  "dotlock, auto)"});
+  expect_refused({"probe " + dir.path().string() + " --only=nfs", "unknown primitive 'nfs'"});
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 }  // namespace
 }  // namespace locksmith::harness

@@ -484,3 +484,36 @@ TEST_F(MountedTest, ProbeWithPeerDirectoryRunsHalfTheWorkersThroughIt) {
 
 }  // namespace
 }  // namespace locksmith::harness
+
+// `locksmith probe DIR` (the real binary) makes its lock files and scratch files in
+// subdirectories of DIR and removes them, whether the probe succeeds or its stress runs fail.
+namespace locksmith::harness {
+namespace {
+
+int probe_cli(const std::string& args) {
+  const std::string cmd =
+      "timeout 120 " + std::string(LOCKSMITH_BINARY) + " probe -q " + args + " 2>/dev/null";
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+TEST(ProbeCli, LeavesNothingBehindInTheDirectory) {
+  const test::TempDir dir;
+  EXPECT_EQ(probe_cli(dir.path().string() + " --only flock -d 0.2"), 0);
+  expect_empty(dir.path());
+}
+
+// A peer directory that is no second mount of DIR: the peer's workers find no guard file and
+// the stress run fails; neither directory keeps anything.
+TEST(ProbeCli, LeavesNothingBehindWhenAStressRunFails) {
+  const test::TempDir dir;
+  const test::TempDir other;
+  EXPECT_NE(probe_cli(dir.path().string() + " --peer-dir " + other.path().string() +
+                      " --only flock,sem -d 0.2"),
+            0);
+  expect_empty(dir.path());
+  expect_empty(other.path());
+}
+
+}  // namespace
+}  // namespace locksmith::harness

@@ -1,304 +1,50 @@
-// Filesystem identification and semantics experiments (POSIX). See fs_probe.hpp.
-#include "locksmith/platform.hpp"
-
+// The semantics experiments of `locksmith probe` (POSIX) and probe_semantics(), which runs them.
+// Each experiment works in a scratch directory with competing processes (child_posix.cpp) and
+// yields one fact, or "error: ..." when it could not decide. See fs_probe.hpp.
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/file.h>
-#include <sys/socket.h>
+#include <stdlib.h>  // mkdtemp
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-#if defined(LOCKSMITH_OS_LINUX)
-#include <sys/vfs.h>
-#endif
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
-#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <sstream>
-#include <stdexcept>
-#include <string_view>
+#include <string>
 #include <system_error>
-#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "locksmith/auto_lock.hpp"
-#include "locksmith/harness/fs_probe.hpp"
 #include "locksmith/unique_fd.hpp"
+#include "probe_internal.hpp"
 
-namespace locksmith::harness {
+namespace locksmith::harness::probe {
+
+std::filesystem::path make_probe_directory(const std::filesystem::path& dir) {
+  std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            "cannot create a scratch directory in '" + dir.string() + "'");
+  }
+  return templ;
+}
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-// Thrown inside an experiment: the experiment could not decide. Becomes "error: <what>".
-struct ExperimentError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::string error_text(int err) { return std::generic_category().message(err); }
-
-[[noreturn]] void fail(const std::string& what, int err) {
-  throw ExperimentError(what + ": " + error_text(err));
-}
-
-bool is_busy(int err) noexcept { return err == EWOULDBLOCK || err == EAGAIN || err == EACCES; }
-
-// Errors by which a filesystem (or the platform) says "this lock does not exist here".
-bool is_unsupported(int err) noexcept {
-  return err == ENOLCK || err == EOPNOTSUPP || err == EINVAL || err == ENOSYS
-#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
-         || err == ENOTSUP
-#endif
-      ;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lock calls. All of them are async-signal-safe (forked children use them) and return 0 or the
-// errno of the failed call.
-
-enum class Kind { flock, fcntl, ofd };
-
-const char* kind_name(Kind k) noexcept {
-  switch (k) {
-    case Kind::flock:
-      return "flock";
-    case Kind::fcntl:
-      return "fcntl";
-    case Kind::ofd:
-      return "ofd";
-  }
-  return "?";
-}
-
-int fcntl_call(int fd, int cmd, short type) noexcept {
-  struct flock fl {};
-  fl.l_type = type;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = 0;
-  fl.l_len = 0;
-  fl.l_pid = 0;  // must be 0 for OFD locks
-  return ::fcntl(fd, cmd, &fl) == 0 ? 0 : errno;
-}
-
-// A non-blocking exclusive lock of the whole file.
-int try_lock(int fd, Kind k) noexcept {
-  switch (k) {
-    case Kind::flock:
-      return ::flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno;
-    case Kind::fcntl:
-      return fcntl_call(fd, F_SETLK, F_WRLCK);
-    case Kind::ofd:
-#if defined(F_OFD_SETLK)
-      return fcntl_call(fd, F_OFD_SETLK, F_WRLCK);
-#else
-      return ENOSYS;
-#endif
-  }
-  return EINVAL;
-}
-
-int unlock(int fd, Kind k) noexcept {
-  switch (k) {
-    case Kind::flock:
-      return ::flock(fd, LOCK_UN) == 0 ? 0 : errno;
-    case Kind::fcntl:
-      return fcntl_call(fd, F_SETLK, F_UNLCK);
-    case Kind::ofd:
-#if defined(F_OFD_SETLK)
-      return fcntl_call(fd, F_OFD_SETLK, F_UNLCK);
-#else
-      return ENOSYS;
-#endif
-  }
-  return EINVAL;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes. A child talks to the prober over a socket pair (4-byte integers; send() with
-// MSG_NOSIGNAL so a dead peer is an error, not a SIGPIPE). Child bodies run after fork() in a
-// process that may have had other threads: they keep to system calls and never allocate.
-
-#if defined(MSG_NOSIGNAL)
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;
-#endif
-
-constexpr std::int32_t kQuit = -1;
-constexpr std::int32_t kGo = 1;
-
-bool child_read(int sock, std::int32_t& value) noexcept {
-  char* p = reinterpret_cast<char*>(&value);
-  std::size_t got = 0;
-  while (got < sizeof value) {
-    const ssize_t n = ::read(sock, p + got, sizeof value - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    got += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-bool child_write(int sock, std::int32_t value) noexcept {
-  for (;;) {
-    const ssize_t n = ::send(sock, &value, sizeof value, kSendFlags);
-    if (n == static_cast<ssize_t>(sizeof value)) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
-  }
-}
-
-// Answers every request with handler(request) until told to quit or the prober goes away.
-template <class Handler>
-int serve(int sock, Handler handler) noexcept {
-  std::int32_t request = 0;
-  while (child_read(sock, request) && request != kQuit) {
-    if (!child_write(sock, handler(request))) return 1;
-  }
-  return 0;
-}
-
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-class Child {
- public:
-  // Forks; the child runs body(socket) and _exit()s with its result. A child outlives neither
-  // its lifetime alarm nor its Child object: the destructor asks it to quit, then kills it.
-  template <class Body>
-  Child(Body body, milliseconds timeout) : timeout_(timeout) {
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) fail("socketpair", errno);
-    UniqueFd mine(sv[0]);
-    UniqueFd theirs(sv[1]);
-    ::fcntl(mine.get(), F_SETFD, FD_CLOEXEC);
-    ::fcntl(theirs.get(), F_SETFD, FD_CLOEXEC);
-    const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(timeout * 6);
-    pid_ = ::fork();
-    if (pid_ < 0) fail("fork", errno);
-    if (pid_ == 0) {
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      ::sigaction(SIGALRM, &dfl, nullptr);
-      ::alarm(static_cast<unsigned>(std::max<std::int64_t>(60, lifetime.count())));
-      ::close(mine.release());
-      ::_exit(body(theirs.get()));
-    }
-    sock_ = std::move(mine);
-  }
-  Child(Child&& other) noexcept
-      : pid_(std::exchange(other.pid_, -1)),
-        sock_(std::move(other.sock_)),
-        timeout_(other.timeout_) {}
-  Child& operator=(Child&&) = delete;
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() { finish(); }
-
-  void send(std::int32_t value) {
-    if (!child_write(sock_.get(), value)) fail("cannot reach child " + std::to_string(pid_), errno);
-  }
-
-  // The child's next answer; throws when none comes within the timeout.
-  std::int32_t receive() {
-    std::int32_t value = 0;
-    if (!receive_until(Clock::now() + timeout_, value)) {
-      throw ExperimentError("child " + std::to_string(pid_) + " did not answer within " +
-                            std::to_string(timeout_.count()) + " ms");
-    }
-    return value;
-  }
-
-  // False when nothing arrived by `deadline`; throws when the child is gone.
-  bool receive_until(Clock::time_point deadline, std::int32_t& value) {
-    char* p = reinterpret_cast<char*>(&value);
-    std::size_t got = 0;
-    while (got < sizeof value) {
-      const auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-      pollfd pfd{sock_.get(), POLLIN, 0};
-      const int ready =
-          ::poll(&pfd, 1, static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, INT_MAX)));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready < 0) fail("poll", errno);
-      if (ready == 0) {
-        if (got == 0) return false;
-        throw ExperimentError("child " + std::to_string(pid_) + " sent a partial message");
-      }
-      const ssize_t n = ::read(sock_.get(), p + got, sizeof value - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail("read from child " + std::to_string(pid_), errno);
-      if (n == 0) throw ExperimentError("child " + std::to_string(pid_) + " exited unexpectedly");
-      got += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-
-  std::int32_t ask(std::int32_t request) {
-    send(request);
-    return receive();
-  }
-
-  // Asks the child to quit and reaps it (killing it if it does not exit within the timeout).
-  // Returns its wait status, or -1 when there was no child.
-  int finish() noexcept {
-    if (pid_ <= 0) return -1;
-    if (sock_) child_write(sock_.get(), kQuit);
-    sock_.reset();
-    int status = 0;
-    const auto deadline = Clock::now() + timeout_;
-    for (;;) {
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() >= deadline) {
-        ::kill(pid_, SIGKILL);
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      // Reaping only: the child has been told to quit; poll its exit in 1 ms steps.
-      timespec nap{0, 1000000};
-      ::nanosleep(&nap, nullptr);
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  UniqueFd sock_;
-  milliseconds timeout_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // The scratch directory and its two views.
 
 class Lab {
  public:
-  Lab(const std::filesystem::path& dir, const SemanticsOptions& options) : options_(options) {
-    std::string templ = (dir / ".locksmith-probe-XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) {
-      const int err = errno;
-      throw std::system_error(err, std::generic_category(),
-                              "cannot create a scratch directory in '" + dir.string() + "'");
-    }
-    local_ = templ;
-    remote_ = local_;
-  }
+  Lab(const std::filesystem::path& dir, const SemanticsOptions& options)
+      : options_(options), local_(make_probe_directory(dir)), remote_(local_) {}
   ~Lab() {
     std::error_code ec;
     std::filesystem::remove_all(local_, ec);
@@ -660,72 +406,60 @@ bool write_all(int fd, const unsigned char* p, std::size_t n) noexcept {
   return true;
 }
 
-Fact rename_atomic_for_readers(const Lab& lab) {
-  const std::string target = lab.local("rename.target");
-  const std::string tmp = lab.local("rename.tmp");
-  std::vector<unsigned char> wbuf(kMaxFile);
-  {
-    UniqueFd fd = open_file(target, O_WRONLY | O_CREAT | O_TRUNC);
-    if (!write_all(fd.get(), wbuf.data(), make_version(wbuf.data(), 0))) fail("write", errno);
-  }
-  const auto duration_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(lab.options().rename_duration).count();
-  unsigned char* out = wbuf.data();
-  const char* tmp_c = tmp.c_str();
-  const char* target_c = target.c_str();
-  // The writer: complete new versions renamed over the target until the duration is over; then
-  // it answers with the number of renames (or -errno).
-  Child writer(
-      [out, tmp_c, target_c, duration_ns](int sock) {
+// The writer of rename_atomic_for_readers: on kGo, renames complete new versions (built in `out`
+// through `tmp`) over `target` until `duration_ns` is over; then it answers with the number of
+// renames (or -errno).
+Child spawn_renamer(const Lab& lab, unsigned char* out, const char* tmp, const char* target,
+                    std::int64_t duration_ns) {
+  return Child(
+      [out, tmp, target, duration_ns](int sock) {
         std::int32_t request = 0;
         if (!child_read(sock, request) || request != kGo) return 1;
         const std::int64_t end = monotonic_ns() + duration_ns;
         std::int32_t renames = 0;
         while (monotonic_ns() < end) {
           const std::size_t n = make_version(out, static_cast<std::uint32_t>(renames + 1));
-          const int fd = ::open(tmp_c, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+          const int fd = ::open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
           if (fd < 0) return child_write(sock, -errno) ? 0 : 1;
           const bool ok = write_all(fd, out, n);
           const int err = errno;
           ::close(fd);
           if (!ok) return child_write(sock, -err) ? 0 : 1;
-          if (::rename(tmp_c, target_c) != 0) return child_write(sock, -errno) ? 0 : 1;
+          if (::rename(tmp, target) != 0) return child_write(sock, -errno) ? 0 : 1;
           ++renames;
         }
         return child_write(sock, renames) ? 0 : 1;
       },
       lab.timeout());
+}
 
-  const std::string seen = lab.remote("rename.target");
-  std::vector<unsigned char> rbuf(kMaxFile + 1);
+// What the reader of rename_atomic_for_readers saw.
+struct ReadTally {
   std::uint64_t reads = 0, complete = 0, partial = 0, enoent = 0, estale = 0, other = 0;
-  std::uint64_t versions = 0;
+  std::uint64_t versions = 0;  // changes of the version seen
   std::int64_t last_version = -1;
   int other_errno = 0;
-  std::int32_t renames = 0;
-  writer.send(kGo);
-  const auto deadline = Clock::now() + lab.options().rename_duration + lab.timeout();
-  for (;;) {
-    if (writer.receive_until(Clock::now(), renames)) break;
-    if (Clock::now() > deadline) throw ExperimentError("the writer process did not finish");
-    ++reads;
-    const int fd = ::open(seen.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == ENOENT) {
-        ++enoent;
-      } else if (err == ESTALE) {
-        ++estale;
-      } else {
-        ++other;
-        other_errno = err;
-      }
-      continue;
+
+  void error(int err) {
+    if (err == ENOENT) {
+      ++enoent;
+    } else if (err == ESTALE) {
+      ++estale;
+    } else {
+      ++other;
+      other_errno = err;
     }
+  }
+
+  // One open + read of the whole file at `path` into `buf` (one byte longer than any version).
+  void read_once(const std::string& path, std::vector<unsigned char>& buf) {
+    ++reads;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return error(errno);
     std::size_t n = 0;
     int err = 0;
-    while (n < rbuf.size()) {
-      const ssize_t r = ::read(fd, rbuf.data() + n, rbuf.size() - n);
+    while (n < buf.size()) {
+      const ssize_t r = ::read(fd, buf.data() + n, buf.size() - n);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) err = errno;
       if (r <= 0) break;
@@ -737,7 +471,7 @@ Fact rename_atomic_for_readers(const Lab& lab) {
     } else if (err != 0) {
       ++other;
       other_errno = err;
-    } else if (const std::int64_t v = check_version(rbuf.data(), n); v < 0) {
+    } else if (const std::int64_t v = check_version(buf.data(), n); v < 0) {
       ++partial;
     } else {
       ++complete;
@@ -745,129 +479,47 @@ Fact rename_atomic_for_readers(const Lab& lab) {
       last_version = v;
     }
   }
-  if (renames < 0) fail("writer process", -renames);
-  const bool clean = partial == 0 && enoent == 0 && estale == 0 && other == 0 && complete > 0;
-  std::string detail =
-      "a writer process renamed " + std::to_string(renames) +
-      " complete versions over the file in " +
-      std::to_string(lab.options().rename_duration.count()) + " ms; a reader process" +
-      lab.where() + " did " + std::to_string(reads) + " open+reads: " + std::to_string(complete) +
-      " complete (" + std::to_string(versions) + " version changes seen), " +
-      std::to_string(partial) + " partial, " + std::to_string(enoent) + " ENOENT, " +
-      std::to_string(estale) + " ESTALE, " + std::to_string(other) + " other errors";
-  if (other_errno != 0) detail += " (" + error_text(other_errno) + ")";
-  return yes_no("rename_atomic_for_readers", clean, detail);
-}
 
-// ---------------------------------------------------------------------------------------------
-// Identification.
-
-#if defined(LOCKSMITH_OS_LINUX)
-const char* magic_name(std::uint64_t magic) noexcept {
-  struct Name {
-    std::uint64_t magic;
-    const char* name;
-  };
-  static constexpr Name kNames[] = {
-      {0xef53, "ext2/ext3/ext4"}, {0x01021994, "tmpfs"},
-      {0x858458f6, "ramfs"},      {0x6969, "nfs"},
-      {0x58465342, "xfs"},        {0x9123683e, "btrfs"},
-      {0x2fc12fc1, "zfs"},        {0x65735546, "fuse"},
-      {0x794c7630, "overlayfs"},  {0xff534d42, "cifs"},
-      {0xfe534d42, "smb2"},       {0x517b, "smb"},
-      {0x01021997, "9p"},         {0xf2f52010, "f2fs"},
-      {0x4d44, "vfat"},           {0x5346544e, "ntfs"},
-      {0x7366746e, "ntfs3"},      {0x2011bab0, "exfat"},
-      {0x00c36400, "ceph"},       {0x01161970, "gfs2"},
-      {0x0bd00bd0, "lustre"},     {0x5346414f, "afs"},
-      {0x73717368, "squashfs"},   {0x3153464a, "jfs"},
-      {0x52654973, "reiserfs"},   {0xca451a4e, "bcachefs"},
-      {0x47504653, "gpfs"},       {0x19830326, "fhgfs/beegfs"},
-  };
-  for (const auto& n : kNames) {
-    if (n.magic == magic) return n.name;
+  bool clean() const {
+    return partial == 0 && enoent == 0 && estale == 0 && other == 0 && complete > 0;
   }
-  return nullptr;
-}
-
-// Mount table fields escape space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        std::all_of(s.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                    s.begin() + static_cast<std::ptrdiff_t>(i) + 4,
-                    [](char c) { return c >= '0' && c <= '7'; })) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-struct MountEntry {
-  std::string mount_point, fstype, source, mount_options, super_options;
 };
 
-// One line of /proc/self/mountinfo:
-// ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS
-bool parse_mountinfo(const std::string& line, MountEntry& e) {
-  std::vector<std::string_view> f;
-  std::string_view rest(line);
-  while (!rest.empty()) {
-    const std::size_t sp = rest.find(' ');
-    f.push_back(rest.substr(0, sp));
-    if (sp == std::string_view::npos) break;
-    rest.remove_prefix(sp + 1);
+Fact rename_atomic_for_readers(const Lab& lab) {
+  const std::string target = lab.local("rename.target");
+  const std::string tmp = lab.local("rename.tmp");
+  std::vector<unsigned char> wbuf(kMaxFile);
+  {
+    UniqueFd fd = open_file(target, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!write_all(fd.get(), wbuf.data(), make_version(wbuf.data(), 0))) fail("write", errno);
   }
-  if (f.size() < 10) return false;
-  const auto dash = std::find(f.begin() + 6, f.end(), "-");
-  if (f.end() - dash < 4) return false;
-  e.mount_point = unescape(f[4]);
-  e.mount_options = std::string(f[5]);
-  e.fstype = unescape(dash[1]);
-  e.source = unescape(dash[2]);
-  e.super_options = unescape(dash[3]);
-  return true;
-}
+  const auto duration_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(lab.options().rename_duration).count();
+  Child writer = spawn_renamer(lab, wbuf.data(), tmp.c_str(), target.c_str(), duration_ns);
 
-bool is_under(const std::string& path, const std::string& mount_point) {
-  if (mount_point == "/") return true;
-  return path.compare(0, mount_point.size(), mount_point) == 0 &&
-         (path.size() == mount_point.size() || path[mount_point.size()] == '/');
-}
-
-std::string merge_options(const std::string& a, const std::string& b) {
-  std::vector<std::string> seen;
-  std::string out;
-  for (const std::string* list : {&a, &b}) {
-    std::stringstream in(*list);
-    for (std::string opt; std::getline(in, opt, ',');) {
-      if (opt.empty() || std::find(seen.begin(), seen.end(), opt) != seen.end()) continue;
-      seen.push_back(opt);
-      out += (out.empty() ? "" : ",") + opt;
-    }
+  const std::string seen = lab.remote("rename.target");
+  std::vector<unsigned char> rbuf(kMaxFile + 1);
+  ReadTally t;
+  std::int32_t renames = 0;
+  writer.send(kGo);
+  const auto deadline = Clock::now() + lab.options().rename_duration + lab.timeout();
+  for (;;) {
+    if (writer.receive_until(Clock::now(), renames)) break;
+    if (Clock::now() > deadline) throw ExperimentError("the writer process did not finish");
+    t.read_once(seen, rbuf);
   }
-  return out;
-}
-#endif
-
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-std::vector<Fact> identity_facts(const FsIdentity& id, const std::string& prefix) {
-  std::string how = id.magic != 0 ? "statfs f_type " + hex(id.magic) : std::string("statfs");
-  return {
-      {prefix + "fs_type", id.type, how + "; mounted from " + id.source},
-      {prefix + "mount_point", id.mount_point, "the mount holding the directory"},
-      {prefix + "mount_source", id.source, "what is mounted there"},
-      {prefix + "mount_options", id.options, "per-mount options, then the superblock's"},
-  };
+  if (renames < 0) fail("writer process", -renames);
+  std::string detail = "a writer process renamed " + std::to_string(renames) +
+                       " complete versions over the file in " +
+                       std::to_string(lab.options().rename_duration.count()) +
+                       " ms; a reader process" + lab.where() + " did " + std::to_string(t.reads) +
+                       " open+reads: " + std::to_string(t.complete) + " complete (" +
+                       std::to_string(t.versions) + " version changes seen), " +
+                       std::to_string(t.partial) + " partial, " + std::to_string(t.enoent) +
+                       " ENOENT, " + std::to_string(t.estale) + " ESTALE, " +
+                       std::to_string(t.other) + " other errors";
+  if (t.other_errno != 0) detail += " (" + error_text(t.other_errno) + ")";
+  return yes_no("rename_atomic_for_readers", t.clean(), detail);
 }
 
 template <class Fn>
@@ -904,53 +556,7 @@ Fact check_peer(const Lab& lab, const std::filesystem::path& peer_scratch) {
                            "so the experiments ran without it");
 }
 
-}  // namespace
-
-FsIdentity identify_filesystem(const std::filesystem::path& dir) {
-  const std::filesystem::path canonical = std::filesystem::canonical(dir);
-  FsIdentity id;
-  id.type = "unknown";
-#if defined(LOCKSMITH_OS_LINUX)
-  struct statfs sfs {};
-  if (::statfs(canonical.c_str(), &sfs) != 0) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(), "statfs '" + dir.string() + "'");
-  }
-  id.magic = static_cast<std::uint64_t>(
-      static_cast<std::make_unsigned_t<decltype(sfs.f_type)>>(sfs.f_type));
-  if (const char* name = magic_name(id.magic)) id.type = name;
-  // The mount holding the directory: the longest mount point above it; of equal ones, the last
-  // mounted (it hides the others).
-  std::ifstream in("/proc/self/mountinfo");
-  const std::string path = canonical.string();
-  MountEntry best;
-  bool found = false;
-  for (std::string line; std::getline(in, line);) {
-    MountEntry e;
-    if (!parse_mountinfo(line, e) || !is_under(path, e.mount_point)) continue;
-    if (!found || e.mount_point.size() >= best.mount_point.size()) {
-      best = std::move(e);
-      found = true;
-    }
-  }
-  if (found) {
-    id.type = best.fstype;
-    id.mount_point = best.mount_point;
-    id.source = best.source;
-    id.options = merge_options(best.mount_options, best.super_options);
-  }
-#else
-  struct statvfs svfs {};
-  if (::statvfs(canonical.c_str(), &svfs) != 0) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(), "statvfs '" + dir.string() + "'");
-  }
-  id.options = (svfs.f_flag & ST_RDONLY) != 0 ? "ro" : "rw";
-#endif
-  return id;
-}
-
-std::vector<Fact> probe_semantics(const std::filesystem::path& dir,
+std::vector<Fact> run_experiments(const std::filesystem::path& dir,
                                   const std::filesystem::path* peer_dir,
                                   const SemanticsOptions& options) {
   std::vector<Fact> facts = identity_facts(identify_filesystem(dir), "");
@@ -1007,6 +613,17 @@ std::vector<Fact> probe_semantics(const std::filesystem::path& dir,
   run(facts, "auto_mechanism", [&] { return auto_mechanism(lab); });
   run(facts, "rename_atomic_for_readers", [&] { return rename_atomic_for_readers(lab); });
   return facts;
+}
+
+}  // namespace
+}  // namespace locksmith::harness::probe
+
+namespace locksmith::harness {
+
+std::vector<Fact> probe_semantics(const std::filesystem::path& dir,
+                                  const std::filesystem::path* peer_dir,
+                                  const SemanticsOptions& options) {
+  return probe::run_experiments(dir, peer_dir, options);
 }
 
 }  // namespace locksmith::harness
