@@ -65,6 +65,8 @@ const char* to_string(EventType t) noexcept {
       return "fault";
     case EventType::fault_end:
       return "fault_end";
+    case EventType::lost:
+      return "lost";
   }
   return "unknown";
 }
