@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "locksmith/harness/checkers.hpp"
 #include "locksmith/harness/history.hpp"
+#include "locksmith/harness/report.hpp"
 
 namespace locksmith::harness {
 namespace {
@@ -37,6 +39,8 @@ class Builder {
     return *this;
   }
   Event& last() { return h_.events.back(); }
+  Event& at(std::size_t i) { return h_.events.at(i); }
+  std::vector<Event>& last_events() { return h_.events; }
 
   // invoke at t0, ok at t1, release at t2, released just after.
   Builder& cs(std::uint32_t worker, std::uint32_t op, std::uint64_t t0, std::uint64_t t1,
@@ -918,6 +922,257 @@ TEST(Liveness, StarvationFailsOnlyWhenClear) {
   ASSERT_EQ(r.verdict, Verdict::fail);
   EXPECT_EQ(r.violations.at(0).workers, std::vector<std::uint32_t>{9});
   EXPECT_EQ(r.metrics.at("starved_workers"), 1);
+}
+
+// ---- power: inconclusive below the floor ----
+
+// n sections of workers 1 and 2 taking turns, each asking while the other holds (host 0).
+Builder turns(std::uint32_t n) {
+  Builder b;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const std::uint64_t t = 100 * kMs + k * 10 * kMs;
+    b.cs(1 + k % 2, k, t - 8 * kMs, t, t + 5 * kMs);
+  }
+  return b;
+}
+
+TEST(Power, ExclusionInconclusiveBelowTheFloorPassAboveFailOnAViolationWithLittlePower) {
+  const CheckResult low = check_exclusion(turns(kMinContendedAttempts).build());
+  EXPECT_EQ(low.verdict, Verdict::inconclusive) << low.summary;
+  EXPECT_EQ(low.metrics.at("contended_attempts"), kMinContendedAttempts - 1);  // first: no wait
+  EXPECT_NE(low.summary.find("inconclusive: only 19 of the 20 needed"), std::string::npos)
+      << low.summary;
+  const CheckResult high = check_exclusion(turns(kMinContendedAttempts + 1).build());
+  EXPECT_EQ(high.verdict, Verdict::pass) << high.summary;
+  EXPECT_EQ(high.metrics.at("contended_handoffs"), kMinContendedAttempts);
+  EXPECT_EQ(high.metrics.at("overlapping_attempts"), kMinContendedAttempts);
+
+  // Uncontended sections prove nothing, however many.
+  Builder apart;
+  for (std::uint32_t k = 0; k < 100; ++k) apart.cs(1 + k % 2, k, k * 10, k * 10 + 1, k * 10 + 2);
+  EXPECT_EQ(check_exclusion(apart.build()).verdict, Verdict::inconclusive);
+
+  // Busy answers given while another worker held the lock are contention too.
+  Builder tries;
+  tries.cs(1, 0, 0, 10, 100000);
+  for (std::uint32_t k = 0; k < kMinContendedAttempts; ++k) {
+    tries.ev(EventType::invoke, 2, k, 20 + k * 10, 0).ev(EventType::busy, 2, k, 21 + k * 10);
+  }
+  const CheckResult refused = check_exclusion(tries.build());
+  EXPECT_EQ(refused.verdict, Verdict::pass) << refused.summary;
+  EXPECT_EQ(refused.metrics.at("refused_while_held"), kMinContendedAttempts);
+
+  // One overlap in two sections is a failure, with no power to speak of.
+  Builder bad;
+  bad.cs(1, 0, 0, 10, 30).cs(2, 0, 0, 20, 40);
+  EXPECT_EQ(check_exclusion(bad.build()).verdict, Verdict::fail);
+}
+
+TEST(Power, EveryFloorHasItsInconclusiveCase) {
+  Builder sem;
+  sem.run().max_holders = 2;
+  sem.cs(1, 0, 0, 10, 20).cs(2, 0, 0, 15, 25);
+  EXPECT_EQ(check_semaphore_bound(sem.build()).verdict, Verdict::inconclusive);
+
+  Builder mixed;
+  mixed.cs(1, 0, 0, 10, 20, Mode::shared).cs(2, 0, 0, 30, 40);
+  EXPECT_EQ(check_shared_exclusive(mixed.build()).verdict, Verdict::inconclusive);
+
+  Builder counter;
+  counter.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 1);
+  EXPECT_EQ(check_lost_updates(counter.build(), 2).verdict, Verdict::inconclusive);
+  // ... and a repeat in two sections is a failure.
+  Builder repeat;
+  repeat.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 0);
+  EXPECT_EQ(check_lost_updates(repeat.build(), std::nullopt).verdict, Verdict::fail);
+
+  // The failing CI run: 4 messages put, 4 delivered is no evidence of exactly-once.
+  Builder few;
+  for (std::int64_t id = 0; id < 4; ++id) {
+    few.ev(EventType::put, 0, 0, 10 + id, id).ev(EventType::take, 1 + id % 2, 0, 20 + id, id);
+  }
+  const CheckResult once = check_exactly_once(few.build());
+  EXPECT_EQ(once.verdict, Verdict::inconclusive) << once.summary;
+  EXPECT_EQ(once.metrics.at("taken"), 4);
+  EXPECT_EQ(once.metrics.at("consumers"), 2);
+  Builder one_consumer;
+  one_consumer.messages();
+  for (Event& e : one_consumer.last_events()) {
+    if (e.type == EventType::take) e.worker = 301;
+  }
+  EXPECT_EQ(check_exactly_once(one_consumer.build()).verdict, Verdict::inconclusive);
+
+  Builder reads;
+  reads.ev(EventType::write, 1, 0, 10, 1).ev(EventType::read, 2, 0, 15, 1);
+  const CheckResult vis = check_atomic_visibility(reads.build());
+  EXPECT_EQ(vis.verdict, Verdict::inconclusive) << vis.summary;
+  Builder torn = reads;
+  torn.ev(EventType::read, 2, 1, 16, 1);
+  torn.last().aux = 1;
+  EXPECT_EQ(check_atomic_visibility(torn.build()).verdict, Verdict::fail);
+
+  Builder tokens;
+  tokens.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 3)
+      .cs(2, 0, 0, 30, 40, Mode::exclusive, 0, -1, 4);
+  EXPECT_EQ(check_fencing(tokens.build()).verdict, Verdict::inconclusive);
+
+  // Fenced writes: without a stale write the fence was never tested.
+  Builder fenced;
+  for (std::int64_t k = 1; k <= 5; ++k) fenced.ev(EventType::fenced_write, 1, 0, 10 * k, k);
+  for (std::size_t i = 0; i < 5; ++i) fenced.at(i).aux = static_cast<std::int64_t>(i) + 1;
+  EXPECT_EQ(check_fenced_writes(fenced.build()).verdict, Verdict::inconclusive);
+  fenced.ev(EventType::fenced_write, 2, 0, 60, 2);
+  fenced.last().aux = -6;  // rejected: the fence did its job
+  const CheckResult fw = check_fenced_writes(fenced.build());
+  EXPECT_EQ(fw.verdict, Verdict::pass) << fw.summary;
+  EXPECT_EQ(fw.metrics.at("stale_attempts"), 1);
+}
+
+TEST(Power, InconclusiveCheckMakesThePrimitiveInconclusiveAndExitTwo) {
+  const History h = turns(3).build();
+  PrimitiveReport p;
+  p.name = "flock";
+  p.checks = check_all(h, std::nullopt);
+  summarize(p, h);
+  EXPECT_EQ(p.verdict, PrimitiveVerdict::inconclusive);
+  EXPECT_STREQ(to_string(p.verdict), "INCONCLUSIVE");
+  EXPECT_NE(p.reason.find("exclusion inconclusive"), std::string::npos) << p.reason;
+  Report r;
+  r.command = "stress";
+  r.primitives.push_back(p);
+  EXPECT_EQ(r.exit_code(), 2);
+  std::ostringstream junit;
+  write_junit(r, junit);
+  EXPECT_NE(junit.str().find("<skipped message=\"INCONCLUSIVE: "), std::string::npos)
+      << junit.str();
+  std::ostringstream console;
+  write_console(r, console, false);
+  EXPECT_NE(console.str().find("verdict: INCONCLUSIVE (exit 2)"), std::string::npos)
+      << console.str();
+  // A failure elsewhere still makes it UNSAFE (exit 1).
+  r.primitives.push_back(p);
+  r.primitives.back().verdict = PrimitiveVerdict::unsafe;
+  EXPECT_EQ(r.exit_code(), 1);
+}
+
+// ---- crash recovery against the lock's expiry bound ----
+
+// Worker 1 killed holding at 100 ms while worker 2 waits; worker 2 is granted at `next_ms`.
+Builder killed_holder(std::uint64_t next_ms) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::invoke, 2, 0, 20 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  b.ev(EventType::ok, 2, 0, next_ms * kMs).ev(EventType::release, 2, 0, (next_ms + 1) * kMs);
+  return b;
+}
+
+TEST(ReleaseAfterCrash, JudgedAgainstTheDeclaredExpiryBound) {
+  // A link lock broken after its 10 s lifetime: UNSAFE for a lock the OS releases at death...
+  Builder b = killed_holder(10100);
+  EXPECT_EQ(check_release_after_crash(b.build(), 2000).verdict, Verdict::fail);
+  // ... correct for one that declares a 10 s expiry (bound 10 s + 1 s + 10 %).
+  b.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_DOUBLE_EQ(r.metrics.at("bound_ms"), 12000);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_max"), 10000);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_p50"), 10000);
+  EXPECT_DOUBLE_EQ(recovery_bound_ms(b.run(), 2000), 12000);
+  // Past the expiry bound it is a violation again.
+  Builder late = killed_holder(12200);
+  late.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult over = check_release_after_crash(late.build(), 2000);
+  ASSERT_EQ(over.violation_count, 1u) << over.summary;
+  EXPECT_TRUE(mentions(over.violations.at(0), "bound 12000.000 ms")) << over.violations.at(0).what;
+  // A tiny expiry never tightens the default.
+  RunInfo tiny;
+  tiny.expiry_bound_ns = 10 * static_cast<std::int64_t>(kMs);
+  EXPECT_DOUBLE_EQ(recovery_bound_ms(tiny, 2000), 2000);
+}
+
+// ---- liveness: idle while waiting ----
+
+TEST(Liveness, NobodyHoldingWhileWorkersWaitFailsPastTheBound) {
+  // Worker 1 killed holding at 100 ms; worker 2 times out again and again (1 s each, retrying at
+  // once) until it is granted at 9800 ms: nobody held the lock for 9.7 s while it waited.
+  Builder b;
+  b.evidence();
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  std::uint64_t t = 50 * kMs;
+  std::uint32_t op = 0;
+  for (; t + 1000 * kMs < 9800 * kMs; t += 1000 * kMs + 10000, ++op) {
+    b.ev(EventType::invoke, 2, op, t, 1000 * static_cast<std::int64_t>(kMs));
+    b.ev(EventType::timeout, 2, op, t + 1000 * kMs);
+  }
+  b.ev(EventType::invoke, 2, op, t, 1000 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::ok, 2, op, 9800 * kMs).ev(EventType::release, 2, op, 9801 * kMs);
+  const CheckResult r = check_liveness(b.build());
+  ASSERT_EQ(r.verdict, Verdict::fail) << r.summary;
+  EXPECT_NEAR(r.metrics.at("idle_while_waiting_ms_max"), 9700, 0.001);
+  EXPECT_TRUE(mentions(r.violations.at(0), "nobody held the lock for 9700.000 ms"))
+      << r.violations.at(0).what;
+  // With a declared 10 s expiry that is the lock working as designed.
+  b.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult ok = check_liveness(b.build());
+  EXPECT_EQ(ok.verdict, Verdict::pass) << ok.summary;
+  EXPECT_DOUBLE_EQ(ok.metrics.at("idle_bound_ms"), 12000);
+  // A paused waiter is not waiting for the lock.
+  Builder paused = b;
+  paused.run().expiry_bound_ns = -1;
+  for (std::uint32_t k = 0; k <= op; ++k) {
+    paused.ev(EventType::pause, 2, k, 50 * kMs + k * (1000 * kMs + 10000) + 1);
+  }
+  const CheckResult frozen = check_liveness(paused.build());
+  EXPECT_EQ(frozen.verdict, Verdict::pass) << frozen.summary;
+  // Time inside a server fault (and the bound after it) is reported apart, not judged.
+  Builder fault = b;
+  fault.run().expiry_bound_ns = -1;
+  fault.ev(EventType::fault, 9999, 0, 90 * kMs, 1).ev(EventType::fault_end, 9999, 0, 95 * kMs, 1);
+  const CheckResult during = check_liveness(fault.build());
+  EXPECT_EQ(during.verdict, Verdict::pass) << during.summary;
+  EXPECT_NEAR(during.metrics.at("idle_during_faults_ms_max"), 9700, 0.001);
+}
+
+// ---- loss notice ----
+
+TEST(LossNotice, MetricsAndWritesAfterTheNotice) {
+  Builder b;
+  // Worker 1 told 3 ms after the loss, stops writing: fine.
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.ev(EventType::lost, 1, 0, 20, 3 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::release, 1, 0, 30, -1).ev(EventType::released, 1, 0, 31);
+  // Worker 2 told (delay unknown), then incremented the counter anyway.
+  b.ev(EventType::invoke, 2, 0, 40).ev(EventType::ok, 2, 0, 50);
+  b.ev(EventType::lost, 2, 0, 60, -1);
+  b.ev(EventType::release, 2, 0, 70, 5);
+  // Worker 3 wrote to the fenced resource after being told 9 ms late.
+  b.ev(EventType::invoke, 3, 4, 80).ev(EventType::ok, 3, 4, 90);
+  b.ev(EventType::lost, 3, 4, 100, 9 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::fenced_write, 3, 4, 110, 7);
+  b.last().aux = 1;
+  // Worker 4 incremented, then was told: the write came before the notice.
+  b.ev(EventType::invoke, 4, 0, 120).ev(EventType::ok, 4, 0, 130);
+  b.ev(EventType::release, 4, 0, 140, 6).ev(EventType::lost, 4, 0, 150, 1);
+  const CheckResult r = check_loss_notice(b.build());
+  EXPECT_EQ(r.name, "loss-notice");
+  ASSERT_EQ(r.verdict, Verdict::fail) << r.summary;
+  ASSERT_EQ(r.violation_count, 2u);
+  EXPECT_TRUE(names(r.violations.at(0), {2}));
+  EXPECT_TRUE(mentions(r.violations.at(0), "incremented the guarded counter"))
+      << r.violations.at(0).what;
+  EXPECT_TRUE(mentions(r.violations.at(1), "worker 3 op 4")) << r.violations.at(1).what;
+  EXPECT_EQ(r.metrics.at("told_count"), 4);
+  EXPECT_DOUBLE_EQ(r.metrics.at("told_ms_p50"), 3);
+  EXPECT_DOUBLE_EQ(r.metrics.at("told_ms_p99"), 9);
+  EXPECT_STREQ(to_string(EventType::lost), "lost");
+
+  Builder none;
+  none.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_loss_notice(none.build()).verdict, Verdict::skipped);
+  const auto names_run = check_all(b.build(), std::nullopt);
+  EXPECT_EQ(names_run.back().name, "loss-notice");
 }
 
 // ---- check_all ----
