@@ -216,6 +216,7 @@ void Controller::build_config() {
   }
   c.shared_ratio = o_.shared_ratio;
   c.hold_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.hold).count();
+  c.think_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.think).count();
   c.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o_.acquire_timeout).count();
   c.duration_ns =
       o_.duration ? std::chrono::duration_cast<std::chrono::nanoseconds>(*o_.duration).count() : 0;
@@ -360,6 +361,26 @@ std::filesystem::path make_temp_directory(std::string_view prefix) {
   return templ;
 }
 
-StressResult run_stress(const StressOptions& options) { return Controller(options).run(); }
+StressResult run_stress(const StressOptions& options) {
+  StressResult r = Controller(options).run();
+  if (!options.evidence_budget || !options.duration || !options.run_dir.empty()) return r;
+  const auto wants_more = [](const StressResult& res) {
+    if (res.interrupted_by != 0) return false;
+    bool inconclusive = false;
+    for (const auto& c : res.checks) {
+      if (c.verdict == Verdict::fail) return false;
+      inconclusive |= c.verdict == Verdict::inconclusive;
+    }
+    return inconclusive;
+  };
+  StressOptions o = options;
+  auto spent = *options.duration;
+  while (wants_more(r) && spent < *options.evidence_budget) {
+    o.duration = std::min(*o.duration * 2, *options.evidence_budget - spent);
+    spent += *o.duration;
+    r = Controller(o).run();
+  }
+  return r;
+}
 
 }  // namespace locksmith::harness

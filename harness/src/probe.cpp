@@ -17,6 +17,11 @@ struct Candidate {
   const char* name;
   const char* supported_fact;  // fs_probe fact deciding UNSUPPORTED
   double shared_ratio;         // a mix of readers and writers, where the primitive has readers
+  // Time inside each critical section. The file-protocol locks poll (with backoff) where the
+  // kernel cannot wake them: a longer hold makes their waiters meet a holder often enough for
+  // the exclusion check's evidence floor within the probe's short run.
+  int hold_us = 50;
+  int think_us = 0;  // after each release (see StressOptions::think)
 };
 
 constexpr Candidate kCandidates[] = {
@@ -26,9 +31,9 @@ constexpr Candidate kCandidates[] = {
     {"sem", "flock_supported", 0},
     // The file-protocol locks need no lock call from the filesystem, only atomic directory
     // operations: their stress runs are what shows whether those are atomic here.
-    {"link", "link_nlink_2", 0},
-    {"mkdir", nullptr, 0},
-    {"dotlock", nullptr, 0},
+    {"link", "link_nlink_2", 0, 200, 1000},
+    {"mkdir", nullptr, 0, 200, 1000},
+    {"dotlock", nullptr, 0, 200, 1000},
     // Whatever the filesystem supports (the auto_mechanism fact says which it chose).
     {"auto", nullptr, 0.3},
 };
@@ -94,6 +99,9 @@ class StressArea {
   bool made_peer_ = false;
 };
 
+// Runs of one primitive until its checks have enough evidence: 1, 2, 4 and 8 times --duration.
+constexpr int kEvidenceAttempts = 4;
+
 // One primitive's stress run in `area`: its verdict and evidence.
 PrimitiveReport stress_primitive(const Candidate& c, const ProbeOptions& o, const StressArea& area,
                                  const std::vector<Fact>& facts) {
@@ -112,19 +120,30 @@ PrimitiveReport stress_primitive(const Candidate& c, const ProbeOptions& o, cons
   s.workers = o.workers;
   s.duration = o.duration;
   s.shared_ratio = c.shared_ratio;
-  s.hold = std::chrono::microseconds(50);
+  s.hold = std::chrono::microseconds(c.hold_us);
+  s.think = std::chrono::microseconds(c.think_us);
   s.acquire_timeout = std::chrono::milliseconds(2000);
   s.worker_exe = o.worker_exe;
   s.handle_signals = true;  // Ctrl-C stops the run and the probe, and both clean up
   if (o.progress) std::fprintf(stderr, "stress %-6s %s ...", c.name, p.spec.c_str());
   try {
-    StressResult r = run_stress(s);
-    if (r.interrupted_by != 0) {
-      throw EnvironmentError("interrupted by signal " + std::to_string(r.interrupted_by));
+    // Too little evidence is no verdict: a run that stayed below a check's floor (a polling
+    // lock that rarely met contention) is run again for twice as long, a bounded number of times.
+    for (int attempt = 1;; ++attempt) {
+      StressResult r = run_stress(s);
+      if (r.interrupted_by != 0) {
+        throw EnvironmentError("interrupted by signal " + std::to_string(r.interrupted_by));
+      }
+      p = PrimitiveReport{};
+      p.name = c.name;
+      p.spec = spec_for(c.name, area.local());
+      p.info = r.history.info;
+      p.checks = std::move(r.checks);
+      summarize(p, r.history);
+      if (p.verdict != PrimitiveVerdict::inconclusive || attempt == kEvidenceAttempts) break;
+      if (o.progress) std::fprintf(stderr, " (more evidence)");
+      s.duration = s.duration ? std::optional(*s.duration * 2) : std::nullopt;
     }
-    p.info = r.history.info;
-    p.checks = std::move(r.checks);
-    summarize(p, r.history);
   } catch (const LockFailed& e) {
     // The primitive could not even be exercised here (e.g. ENOLCK from every worker).
     p.verdict = PrimitiveVerdict::unsupported;

@@ -150,10 +150,13 @@ std::string format_us(double us, bool ascii) {
 const char* overall_verdict(const Report& r) noexcept {
   if (!r.no_verdict.empty()) return "NO VERDICT";
   bool any_safe = false;
+  bool any_inconclusive = false;
   for (const auto& p : r.primitives) {
     if (p.verdict == PrimitiveVerdict::unsafe) return "UNSAFE";
     any_safe |= p.verdict == PrimitiveVerdict::safe;
+    any_inconclusive |= p.verdict == PrimitiveVerdict::inconclusive;
   }
+  if (any_inconclusive) return "INCONCLUSIVE";
   return any_safe ? "SAFE" : "UNSUPPORTED";
 }
 
@@ -191,16 +194,21 @@ const char* to_string(PrimitiveVerdict v) noexcept {
       return "UNSAFE";
     case PrimitiveVerdict::unsupported:
       return "UNSUPPORTED";
+    case PrimitiveVerdict::inconclusive:
+      return "INCONCLUSIVE";
   }
   return "UNSUPPORTED";
 }
 
 int Report::exit_code() const noexcept {
   if (!no_verdict.empty()) return 2;
+  bool inconclusive = false;
   for (const auto& p : primitives) {
     if (p.verdict == PrimitiveVerdict::unsafe) return 1;
+    inconclusive |= p.verdict == PrimitiveVerdict::inconclusive;
   }
-  return 0;
+  // Not enough evidence is no verdict: CI must not read it as a pass.
+  return inconclusive ? 2 : 0;
 }
 
 namespace {
@@ -354,7 +362,14 @@ void summarize(PrimitiveReport& p, const History& h) {
   // kept; otherwise the checks decide.
   if (p.verdict == PrimitiveVerdict::unsupported && !p.reason.empty()) return;
   std::string failed;
+  std::string inconclusive;
   for (const auto& c : p.checks) {
+    if (c.verdict == Verdict::inconclusive) {
+      if (!inconclusive.empty()) inconclusive += "; ";
+      inconclusive += c.name + " inconclusive";
+      const auto why = c.summary.find("inconclusive: ");
+      if (why != std::string::npos) inconclusive += " (" + c.summary.substr(why + 14) + ")";
+    }
     if (c.verdict != Verdict::fail) continue;
     if (!failed.empty()) failed += "; ";
     failed += c.name + " failed (" + std::to_string(c.violation_count) + " violation" +
@@ -368,6 +383,10 @@ void summarize(PrimitiveReport& p, const History& h) {
                  std::to_string(static_cast<long>(operations)) +
                  " attempts): no evidence either way";
     }
+  } else if (failed.empty() && !inconclusive.empty()) {
+    // Too little evidence is not SAFE: the run could not have caught a broken lock.
+    p.verdict = PrimitiveVerdict::inconclusive;
+    if (p.reason.empty()) p.reason = "not enough evidence: " + inconclusive;
   } else if (failed.empty()) {
     p.verdict = PrimitiveVerdict::safe;
   } else {
@@ -387,6 +406,7 @@ constexpr const char* kDim = "\x1b[2m";
 constexpr const char* kRed = "\x1b[1;31m";
 constexpr const char* kGreen = "\x1b[32m";
 constexpr const char* kYellow = "\x1b[33m";
+constexpr const char* kMagenta = "\x1b[1;35m";
 
 // Display width of console-safe UTF-8 text (code points; the names here are not CJK).
 std::size_t width(std::string_view s) {
@@ -402,6 +422,8 @@ const char* verdict_color(PrimitiveVerdict v) {
       return kRed;
     case PrimitiveVerdict::unsupported:
       return kYellow;
+    case PrimitiveVerdict::inconclusive:
+      return kMagenta;
   }
   return "";
 }
@@ -515,6 +537,21 @@ void write_console(const Report& r, std::ostream& out, bool color) {
     }
   }
 
+  // Checks that saw too little to judge, and what they missed.
+  for (const auto& p : r.primitives) {
+    bool header = false;
+    for (const auto& c : p.checks) {
+      if (c.verdict != Verdict::inconclusive) continue;
+      if (!header) {
+        out << '\n' << paint(kBold, console_safe(p.name) + ": inconclusive checks") << '\n';
+        header = true;
+      }
+      out << "  " << paint(kMagenta, "INCONCLUSIVE") << ' ' << console_safe(c.name);
+      if (!c.summary.empty()) out << " - " << console_safe(c.summary);
+      out << '\n';
+    }
+  }
+
   if (!r.facts.empty()) {
     out << '\n' << paint(kBold, "Filesystem facts") << '\n';
     std::vector<std::vector<Cell>> facts;
@@ -528,7 +565,10 @@ void write_console(const Report& r, std::ostream& out, bool color) {
   }
 
   const std::string overall = overall_verdict(r);
-  const char* col = overall == "UNSAFE" ? kRed : overall == "SAFE" ? kGreen : kYellow;
+  const char* col = overall == "UNSAFE"         ? kRed
+                    : overall == "SAFE"         ? kGreen
+                    : overall == "INCONCLUSIVE" ? kMagenta
+                                                : kYellow;
   out << '\n' << "verdict: " << paint(col, overall);
   if (!r.no_verdict.empty()) out << " - " << console_safe(r.no_verdict);
   out << " (exit " << r.exit_code() << ")" << '\n';

@@ -39,6 +39,8 @@ ordered_json info_json(const RunInfo& i) {
   out["start_ns"] = i.start_ns;
   out["nemesis"] = valid_utf8(i.nemesis);
   out["counter"] = i.counter;
+  out["fenced"] = i.fenced;
+  out["expiry_bound_ns"] = i.expiry_bound_ns;
   return out;
 }
 
@@ -147,6 +149,10 @@ std::vector<Case> cases_of(const PrimitiveReport& p) {
     if (unsupported || c.verdict == Verdict::skipped) {
       k.outcome = Case::skip;
       k.message = unsupported && !p.reason.empty() ? p.reason : c.summary;
+    } else if (c.verdict == Verdict::inconclusive) {
+      // Not a pass: JUnit has no "not enough evidence", and a skip is the honest nearest.
+      k.outcome = Case::skip;
+      k.message = "INCONCLUSIVE: " + c.summary;
     } else if (c.verdict == Verdict::fail) {
       k.outcome = Case::fail;
       k.message = std::to_string(c.violation_count) + " violation" +

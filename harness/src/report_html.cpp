@@ -37,6 +37,8 @@ const char* verdict_class(PrimitiveVerdict v) {
       return "v-unsafe";
     case PrimitiveVerdict::unsupported:
       return "v-unsupported";
+    case PrimitiveVerdict::inconclusive:
+      return "v-inconclusive";
   }
   return "v-unsupported";
 }
@@ -49,6 +51,8 @@ const char* check_class(Verdict v) {
       return "v-unsafe";
     case Verdict::skipped:
       return "v-unsupported";
+    case Verdict::inconclusive:
+      return "v-inconclusive";
   }
   return "v-unsupported";
 }
@@ -220,7 +224,7 @@ std::string script_json(const json& j) {
 
 constexpr const char* kStyle = R"CSS(
 :root{--bg:#fff;--fg:#1d2330;--muted:#667085;--line:#d9dde5;--safe:#18794e;--unsafe:#c8102e;
---unsup:#a15c00;--ex:#3465a4;--sh:#4e9a06;--lane:#f5f7fa}
+--unsup:#a15c00;--inconclusive:#6941c6;--ex:#3465a4;--sh:#4e9a06;--lane:#f5f7fa}
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:1400px;padding:16px 24px;font:14px/1.45 system-ui,-apple-system,
 "Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
@@ -232,6 +236,7 @@ th{background:#f0f2f6;font-weight:600}td.num{text-align:right;font-variant-numer
 .verdict{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:700;font-size:12px;
 color:#fff}
 .v-safe{background:var(--safe)}.v-unsafe{background:var(--unsafe)}.v-unsupported{background:var(--unsup)}
+.v-inconclusive{background:var(--inconclusive)}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:6px 0}
 dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-all}
 .muted{color:var(--muted)}.reason{font-weight:600}
@@ -521,9 +526,10 @@ void write_primitive(std::ostream& out, const PrimitiveReport& p, std::size_t in
 
 void write_html(const Report& r, std::ostream& out) {
   const std::string overall = overall_verdict(r);
-  const char* overall_class = overall == "UNSAFE" ? "v-unsafe"
-                              : overall == "SAFE" ? "v-safe"
-                                                  : "v-unsupported";
+  const char* overall_class = overall == "UNSAFE"         ? "v-unsafe"
+                              : overall == "SAFE"         ? "v-safe"
+                              : overall == "INCONCLUSIVE" ? "v-inconclusive"
+                                                          : "v-unsupported";
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
          "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"

@@ -34,8 +34,9 @@ std::string console_safe(std::string_view s);
 // `ascii` spells microseconds "us" (for terminals without UTF-8).
 std::string format_us(double us, bool ascii = false);
 
-// "SAFE" / "UNSAFE" / "UNSUPPORTED" for the whole report: UNSAFE when any primitive is unsafe,
-// SAFE when at least one is safe and none unsafe, UNSUPPORTED otherwise (including no primitive).
+// "SAFE" / "UNSAFE" / "INCONCLUSIVE" / "UNSUPPORTED" for the whole report: UNSAFE when any
+// primitive is unsafe, else INCONCLUSIVE when any is inconclusive, else SAFE when at least one is
+// safe, UNSUPPORTED otherwise (including no primitive).
 const char* overall_verdict(const Report& r) noexcept;
 
 // True when the violation has a time range (not both ends zero).

@@ -75,6 +75,7 @@ std::string RunConfig::to_json() const {
       {"max_holders", max_holders},
       {"shared_ratio", shared_ratio},
       {"hold_ns", hold_ns},
+      {"think_ns", think_ns},
       {"timeout_ns", timeout_ns},
       {"duration_ns", duration_ns},
       {"iterations", iterations},
@@ -128,6 +129,7 @@ RunConfig RunConfig::from_json(const std::string& text, const std::string& origi
   take(j, "max_holders", c.max_holders, origin);
   take(j, "shared_ratio", c.shared_ratio, origin);
   take(j, "hold_ns", c.hold_ns, origin);
+  take(j, "think_ns", c.think_ns, origin);
   take(j, "timeout_ns", c.timeout_ns, origin);
   take(j, "duration_ns", c.duration_ns, origin);
   take(j, "iterations", c.iterations, origin);

@@ -389,9 +389,14 @@ RC_GTEST_PROP(CheckersProperty, CorrectLockHistoriesAreNeverFlagged, ()) {
     RC_ASSERT_FALSE(r.verdict == Verdict::fail);
     RC_ASSERT(r.violation_count == 0u);
   }
-  // The exclusion checks really looked at something.
-  RC_ASSERT(result(results, o.max_holders > 1 ? "semaphore-bound" : "exclusion").verdict ==
-            Verdict::pass);
+  // The exclusion checks really looked at something: pass exactly when they saw the contention
+  // their floor asks for, inconclusive (never pass) below it.
+  const bool semaphore = o.max_holders > 1;
+  const CheckResult& ex = result(results, semaphore ? "semaphore-bound" : "exclusion");
+  const double power = ex.metrics.at(semaphore ? "full_entries" : "contended_attempts");
+  const auto floor = static_cast<double>(semaphore ? kMinFullEntries : kMinContendedAttempts);
+  RC_ASSERT(ex.verdict == (power >= floor ? Verdict::pass : Verdict::inconclusive));
+  RC_CLASSIFY(power < floor, "below the power floor");
   RC_TAG(o.max_holders > 1 ? "semaphore" : o.shared_mix ? "shared-mix" : "exclusive");
   const Coverage c = coverage(o, sim);
   RC_CLASSIFY(c.crash_holding, "killed holder");

@@ -5,16 +5,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "locksmith/harness/checkers.hpp"
 #include "locksmith/harness/history.hpp"
+#include "locksmith/harness/report.hpp"
 
 namespace locksmith::harness {
 namespace {
 
 constexpr std::uint64_t kMs = 1000000;
+constexpr std::uint32_t kBackground = 30;  // sections Builder::evidence() adds
 
 // Builds a history event by event; build() sorts it the way load_history does.
 class Builder {
@@ -36,6 +39,8 @@ class Builder {
     return *this;
   }
   Event& last() { return h_.events.back(); }
+  Event& at(std::size_t i) { return h_.events.at(i); }
+  std::vector<Event>& last_events() { return h_.events; }
 
   // invoke at t0, ok at t1, release at t2, released just after.
   Builder& cs(std::uint32_t worker, std::uint32_t op, std::uint64_t t0, std::uint64_t t1,
@@ -45,6 +50,66 @@ class Builder {
     ev(EventType::ok, worker, op, t1, fence, host, mode);
     ev(EventType::release, worker, op, t2, counter, host, mode);
     ev(EventType::released, worker, op, t2 + 1, -1, host, mode);
+    return *this;
+  }
+  // Evidence for the power floors, on host 9 (never compared with the hosts a test uses), far
+  // later than anything else: kBackground sections of workers 100 and 101 taking turns, each
+  // asking while the other holds (contended attempts and handoffs, acquisitions by 2 workers).
+  // Counter values and fencing tokens count up from `counter` / `fence` when >= 0; `mixed`
+  // alternates exclusive and shared sections (handoffs between modes).
+  Builder& evidence(std::int64_t counter = -1, std::int64_t fence = -1, bool mixed = false) {
+    constexpr std::uint64_t kBase = 1000000 * kMs;
+    for (std::uint32_t k = 0; k < kBackground; ++k) {
+      const std::uint64_t t = kBase + k * 10 * kMs;
+      const Mode m = mixed && k % 2 == 1 ? Mode::shared : Mode::exclusive;
+      const std::int64_t c = counter >= 0 && m == Mode::exclusive ? counter++ : -1;
+      cs(100 + k % 2, 1000 + k, t - 8 * kMs, t, t + 5 * kMs, m, 9, c, fence >= 0 ? fence + k : -1);
+    }
+    return *this;
+  }
+  // A semaphore of `bound` filled to its bound kBackground times, on host 9.
+  Builder& full_semaphore(std::uint32_t bound) {
+    constexpr std::uint64_t kBase = 1000000 * kMs;
+    for (std::uint32_t k = 0; k < kBackground; ++k) {
+      const std::uint64_t t = kBase + k * 100 * kMs;
+      for (std::uint32_t j = 0; j < bound; ++j) {
+        cs(100 + j, 1000 + k, t, t + j * kMs + 1, t + 50 * kMs, Mode::exclusive, 9);
+      }
+    }
+    return *this;
+  }
+  // A holder killed while another worker waited, and the lock granted 10 ms later (host 9).
+  Builder& recovery() {
+    constexpr std::uint64_t kBase = 2000000 * kMs;
+    ev(EventType::invoke, 400, 0, kBase).ev(EventType::ok, 400, 0, kBase + 1);
+    ev(EventType::invoke, 401, 0, kBase + kMs, -1, 9);
+    ev(EventType::crash, 400, 0, kBase + 5 * kMs, -1, 9);
+    ev(EventType::ok, 401, 0, kBase + 15 * kMs, -1, 9);
+    ev(EventType::release, 401, 0, kBase + 16 * kMs, -1, 9);
+    for (Event& e : h_.events) {
+      if (e.worker == 400) e.host = 9;
+    }
+    return *this;
+  }
+  // kBackground writes by worker 200, each raced by a read of worker 201 (host 9); versions from
+  // 10000.
+  Builder& racing_reads() {
+    constexpr std::uint64_t kBase = 3000000 * kMs;
+    for (std::uint32_t k = 0; k < kBackground; ++k) {
+      const std::uint64_t t = kBase + k * 10 * kMs;
+      ev(EventType::write, 200, k, t, 10000 + k, 9)
+          .ev(EventType::read, 201, k, t + 5 * kMs, 10000 + k, 9);
+    }
+    return *this;
+  }
+  // kBackground messages (ids from 10000) put by worker 300, taken by workers 301 and 303.
+  Builder& messages() {
+    constexpr std::uint64_t kBase = 4000000 * kMs;
+    for (std::uint32_t k = 0; k < kBackground; ++k) {
+      const std::uint64_t t = kBase + k * 10 * kMs;
+      ev(EventType::put, 300, k, t, 10000 + k, 9)
+          .ev(EventType::take, 301 + 2 * (k % 2), k, t + kMs, 10000 + k, 9);
+    }
     return *this;
   }
   Builder& info(RunInfo i) {
@@ -142,11 +207,12 @@ TEST(Intervals, SortedByHostThenStartAndCarryEvidence) {
 TEST(Exclusion, SequentialAndTouchingSectionsPass) {
   Builder b;
   b.cs(1, 0, 0, 10, 20).cs(2, 0, 5, 20, 30).cs(1, 1, 21, 31, 40);  // 20: release then ok
+  b.evidence();
   const CheckResult r = check_exclusion(b.build());
   EXPECT_EQ(r.name, "exclusion");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
   EXPECT_EQ(r.violation_count, 0u);
-  EXPECT_EQ(r.metrics.at("critical_sections"), 3);
+  EXPECT_EQ(r.metrics.at("critical_sections"), 3 + kBackground);
 }
 
 TEST(Exclusion, OverlapIsReportedWithWorkersOpsAndTimes) {
@@ -174,6 +240,7 @@ TEST(Exclusion, NestedSectionIsAnOverlap) {
 TEST(Exclusion, SharedHoldersMayOverlapButNotAWriter) {
   Builder ok;
   ok.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 60, Mode::shared).cs(3, 0, 0, 60, 70);
+  ok.evidence();
   EXPECT_EQ(check_exclusion(ok.build()).verdict, Verdict::pass);
 
   Builder bad;
@@ -189,7 +256,7 @@ TEST(Exclusion, SharedHoldersMayOverlapButNotAWriter) {
 
 TEST(Exclusion, OccupancyWitnessIsClockFreeEvidence) {
   Builder b;
-  b.cs(1, 0, 0, 10, 20).cs(2, 0, 0, 30, 40);
+  b.cs(1, 0, 0, 10, 20).cs(2, 0, 0, 30, 40).evidence();
   History h = b.build();
   EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
   for (Event& e : h.events) {
@@ -205,6 +272,7 @@ TEST(Exclusion, OccupancyWitnessIsClockFreeEvidence) {
 TEST(Exclusion, ReadersSeenByAWriterAndWritersSeenByAReaderAreViolations) {
   Builder b;
   b.cs(1, 0, 0, 10, 20, Mode::shared).cs(2, 0, 0, 30, 40, Mode::shared).cs(3, 0, 0, 50, 60);
+  b.evidence();
   History h = b.build();
   for (Event& e : h.events) {
     if (e.type != EventType::ok) continue;
@@ -243,7 +311,7 @@ TEST(Exclusion, SkippedForASemaphore) {
 TEST(Exclusion, SameTimesOnDifferentHostsAreNeverCompared) {
   Builder b;
   b.cs(1, 0, 0, 10, 50, Mode::exclusive, 0).cs(2, 0, 0, 10, 50, Mode::exclusive, 1);
-  b.cs(3, 0, 0, 20, 30, Mode::exclusive, 2);
+  b.cs(3, 0, 0, 20, 30, Mode::exclusive, 2).evidence();
   const CheckResult r = check_exclusion(b.build());
   EXPECT_EQ(r.verdict, Verdict::pass) << (r.violations.empty() ? "" : r.violations[0].what);
   // ... but an overlap within one of those hosts still is.
@@ -259,6 +327,7 @@ TEST(Exclusion, KilledHolderEndsAtItsCrash) {
   b.ev(EventType::invoke, 2, 0, 5);
   b.ev(EventType::crash, 1, 0, 100);
   b.ev(EventType::ok, 2, 0, 150).ev(EventType::release, 2, 0, 160);
+  b.evidence();
   EXPECT_EQ(check_exclusion(b.build()).verdict, Verdict::pass);
 
   // A grant before the crash (the victim still held the lock) is an overlap.
@@ -281,8 +350,10 @@ TEST(Exclusion, UnknownOutcomeIsNeverAViolation) {
   b.ev(EventType::crash, 2, 0, 30);
   b.ev(EventType::release, 1, 0, 40).ev(EventType::released, 1, 0, 41);
   b.cs(3, 0, 35, 45, 50);
+  Builder enough = b;
+  enough.evidence();
+  EXPECT_EQ(check_exclusion(enough.build()).verdict, Verdict::pass);
   const History h = b.build();
-  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
   for (const CheckResult& r : check_all(h, std::nullopt)) {
     EXPECT_NE(r.verdict, Verdict::fail) << r.name << ": " << r.summary;
   }
@@ -299,7 +370,9 @@ TEST(Exclusion, OpenIntervalCountsOnlyUpToItsWorkersLastEvent) {
   b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
   b.cs(2, 0, 5, 20, 30).cs(3, 0, 25, 40, 50);
   History h = b.build();
-  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  Builder enough = b;
+  enough.evidence();
+  EXPECT_EQ(check_exclusion(enough.build()).verdict, Verdict::pass);
   const auto iv = intervals(h);
   ASSERT_FALSE(iv.empty());
   EXPECT_TRUE(iv[0].open);
@@ -320,7 +393,9 @@ TEST(Exclusion, SectionLeftOpenBeforeTheNextAcquireEndsAtTheWorkersPreviousRecor
   b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
   b.cs(2, 0, 5, 20, 30).cs(1, 1, 40, 45, 50);
   const History h = b.build();
-  EXPECT_EQ(check_exclusion(h).verdict, Verdict::pass);
+  Builder enough = b;
+  enough.evidence();
+  EXPECT_EQ(check_exclusion(enough.build()).verdict, Verdict::pass);
   const auto iv = intervals(h);
   ASSERT_EQ(iv.size(), 3u);
   EXPECT_TRUE(iv[0].open);
@@ -352,6 +427,7 @@ TEST(SharedExclusive, ReadersTogetherPassWritersAmongReadersFail) {
   b.run().shared_mix = true;
   b.cs(1, 0, 0, 10, 50, Mode::shared).cs(2, 0, 0, 20, 60, Mode::shared);
   b.cs(3, 0, 0, 30, 55, Mode::shared).cs(4, 0, 0, 60, 80);
+  b.evidence(-1, -1, true);
   const CheckResult r = check_shared_exclusive(b.build());
   EXPECT_EQ(r.name, "shared-exclusive");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
@@ -394,6 +470,7 @@ TEST(SemaphoreBound, AtMostMaxHolders) {
   Builder b;
   b.run().max_holders = 3;
   b.cs(1, 0, 0, 10, 100).cs(2, 0, 0, 20, 100).cs(3, 0, 0, 30, 100).cs(4, 0, 0, 100, 120);
+  b.full_semaphore(3);
   const CheckResult r = check_semaphore_bound(b.build());
   EXPECT_EQ(r.name, "semaphore-bound");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
@@ -411,6 +488,7 @@ TEST(SemaphoreBound, WitnessAndHosts) {
   b.run().max_holders = 2;
   b.cs(1, 0, 0, 10, 100, Mode::exclusive, 0).cs(2, 0, 0, 10, 100, Mode::exclusive, 1);
   b.cs(3, 0, 0, 10, 100, Mode::exclusive, 2).cs(4, 0, 0, 20, 100, Mode::exclusive, 0);
+  b.full_semaphore(2);
   History h = b.build();
   for (Event& e : h.events) {
     if (e.type == EventType::ok && e.worker == 4) e.witness_writers = 1;
@@ -488,6 +566,9 @@ TEST(ReleaseAfterCrash, RecoveryWithinBoundPasses) {
   EXPECT_EQ(r.name, "release-after-crash");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
   EXPECT_DOUBLE_EQ(r.metrics.at("max_recovery_ms"), 50);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_max"), 50);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_p50"), 50);
+  EXPECT_EQ(r.metrics.at("recoveries_with_waiters"), 1);
   EXPECT_EQ(r.metrics.at("crashes_holding"), 1);
   // The same recovery is too slow for a 40 ms bound.
   const CheckResult tight = check_release_after_crash(b.build(), 40);
@@ -500,8 +581,11 @@ TEST(ReleaseAfterCrash, SlowRecoveryWithoutWaitersIsOnlyAMetric) {
   b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
   b.ev(EventType::crash, 1, 0, 100 * kMs);
   b.cs(2, 0, 4000 * kMs, 4000 * kMs, 4001 * kMs);
+  // Recovery with nobody waiting does not exercise it: alone, that is inconclusive.
+  EXPECT_EQ(check_release_after_crash(b.build(), 2000).verdict, Verdict::inconclusive);
+  b.recovery();
   const CheckResult r = check_release_after_crash(b.build(), 2000);
-  EXPECT_EQ(r.verdict, Verdict::pass);
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
   EXPECT_DOUBLE_EQ(r.metrics.at("max_recovery_ms"), 3900);
 }
 
@@ -519,12 +603,14 @@ TEST(ReleaseAfterCrash, NeverReleasedWhileOthersWaitFails) {
   ASSERT_EQ(r.violation_count, 1u);
   EXPECT_TRUE(mentions(r.violations.at(0), "nobody was granted")) << r.violations.at(0).what;
 
-  // A history that stops before the bound proves nothing.
+  // A history that stops before the bound proves nothing: no violation, and not a pass either.
   Builder short_run;
   short_run.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
   short_run.ev(EventType::invoke, 2, 0, 20 * kMs);
   short_run.ev(EventType::crash, 1, 0, 100 * kMs);
-  EXPECT_EQ(check_release_after_crash(short_run.build(), 2000).verdict, Verdict::pass);
+  const CheckResult s = check_release_after_crash(short_run.build(), 2000);
+  EXPECT_EQ(s.violation_count, 0u);
+  EXPECT_EQ(s.verdict, Verdict::inconclusive) << s.summary;
 }
 
 TEST(ReleaseAfterCrash, CrashOfANonHolderIsNotMeasuredAndNoCrashIsSkipped) {
@@ -534,10 +620,11 @@ TEST(ReleaseAfterCrash, CrashOfANonHolderIsNotMeasuredAndNoCrashIsSkipped) {
   b.ev(EventType::invoke, 2, 0, 30).ev(EventType::crash, 2, 0, 40);
   b.ev(EventType::invoke, 3, 0, 35);
   b.cs(1, 1, 5000 * kMs, 5000 * kMs, 5001 * kMs);
+  b.recovery();  // one measured recovery (10 ms), on host 9
   const CheckResult r = check_release_after_crash(b.build(), 10);
-  EXPECT_EQ(r.verdict, Verdict::pass);
-  EXPECT_EQ(r.metrics.at("crashes"), 1);
-  EXPECT_EQ(r.metrics.at("crashes_holding"), 0);
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("crashes"), 2);
+  EXPECT_EQ(r.metrics.at("crashes_holding"), 1);  // only the recovery's
 }
 
 TEST(ReleaseAfterCrash, ThreadsKilledTogetherAreNotWaitersForEachOther) {
@@ -547,7 +634,10 @@ TEST(ReleaseAfterCrash, ThreadsKilledTogetherAreNotWaitersForEachOther) {
   b.ev(EventType::invoke, 2, 0, 20 * kMs);
   b.ev(EventType::crash, 1, 0, 100 * kMs).ev(EventType::crash, 2, 0, 100 * kMs + 50);
   b.cs(3, 0, 9000 * kMs, 9000 * kMs, 9001 * kMs);
-  EXPECT_EQ(check_release_after_crash(b.build(), 2000).verdict, Verdict::pass);
+  b.recovery();
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_EQ(r.metrics.at("recoveries_with_waiters"), 1);  // only the recovery's
 }
 
 // ---- lost updates ----
@@ -557,14 +647,16 @@ TEST(LostUpdates, DistinctValuesAndFinalCount) {
   b.run().counter = true;
   b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 1);
   b.cs(1, 1, 0, 50, 60, Mode::exclusive, 0, 2);
+  b.evidence(3);  // values 3 .. 3 + kBackground - 1
   const History h = b.build();
-  const CheckResult r = check_lost_updates(h, 3);
+  constexpr std::int64_t kFinal = 3 + kBackground;
+  const CheckResult r = check_lost_updates(h, kFinal);
   EXPECT_EQ(r.name, "lost-updates");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
-  EXPECT_EQ(r.metrics.at("increments"), 3);
+  EXPECT_EQ(r.metrics.at("increments"), kFinal);
   EXPECT_EQ(check_lost_updates(h, std::nullopt).verdict, Verdict::pass);
-  EXPECT_EQ(check_lost_updates(h, 2).verdict, Verdict::fail);
-  EXPECT_EQ(check_lost_updates(h, 4).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, kFinal - 1).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, kFinal + 1).verdict, Verdict::fail);
 }
 
 TEST(LostUpdates, RepeatedValueNamesBothOperations) {
@@ -580,22 +672,25 @@ TEST(LostUpdates, RepeatedValueNamesBothOperations) {
 }
 
 TEST(LostUpdates, CrashInsideTheSectionMayOrMayNotHaveWritten) {
-  // The last holder was killed inside: it may or may not have written its increment.
+  // The last holder was killed inside: it may or may not have written its increment. Values
+  // 0 .. k0 - 1 are the evidence (host 9; the counter's order needs no clock).
+  constexpr std::int64_t k0 = kBackground;
   Builder b;
-  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0);
+  b.evidence(0);
+  b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, k0);
   b.ev(EventType::invoke, 2, 0, 25).ev(EventType::ok, 2, 0, 30).ev(EventType::crash, 2, 0, 40);
   const History h = b.build();
-  EXPECT_EQ(check_lost_updates(h, 1).verdict, Verdict::pass);
-  EXPECT_EQ(check_lost_updates(h, 2).verdict, Verdict::pass);
-  EXPECT_EQ(check_lost_updates(h, 3).verdict, Verdict::fail);
-  EXPECT_EQ(check_lost_updates(h, 0).verdict, Verdict::fail);
-  EXPECT_EQ(check_lost_updates(h, 2).metrics.at("unknown_increments"), 1);
+  EXPECT_EQ(check_lost_updates(h, k0 + 1).verdict, Verdict::pass);
+  EXPECT_EQ(check_lost_updates(h, k0 + 2).verdict, Verdict::pass);
+  EXPECT_EQ(check_lost_updates(h, k0 + 3).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, k0).verdict, Verdict::fail);
+  EXPECT_EQ(check_lost_updates(h, k0 + 2).metrics.at("unknown_increments"), 1);
 
-  // A later holder read 2, so the victim did write; the final value must then be 3.
-  b.cs(3, 0, 35, 50, 60, Mode::exclusive, 0, 2);
+  // A later holder read k0 + 2, so the victim did write; the final value must then be k0 + 3.
+  b.cs(3, 0, 35, 50, 60, Mode::exclusive, 0, k0 + 2);
   const History later = b.build();
-  EXPECT_EQ(check_lost_updates(later, 3).verdict, Verdict::pass);
-  const CheckResult r = check_lost_updates(later, 2);
+  EXPECT_EQ(check_lost_updates(later, k0 + 3).verdict, Verdict::pass);
+  const CheckResult r = check_lost_updates(later, k0 + 2);
   ASSERT_EQ(r.verdict, Verdict::fail);
   EXPECT_TRUE(mentions(r.violations.at(0), "largest value read")) << r.violations.at(0).what;
 }
@@ -614,11 +709,12 @@ TEST(AtomicVisibility, CompletePublishedVersionsPass) {
   b.ev(EventType::read, 2, 0, 15, 1)
       .ev(EventType::read, 2, 1, 25, 2)
       .ev(EventType::read, 3, 0, 26, 2);
+  b.racing_reads();
   const CheckResult r = check_atomic_visibility(b.build());
   EXPECT_EQ(r.name, "atomic-visibility");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
-  EXPECT_EQ(r.metrics.at("reads"), 3);
-  EXPECT_EQ(r.metrics.at("versions"), 2);
+  EXPECT_EQ(r.metrics.at("reads"), 3 + kBackground);
+  EXPECT_EQ(r.metrics.at("versions"), 2 + kBackground);
 }
 
 TEST(AtomicVisibility, PartialAndUnpublishedReadsFail) {
@@ -652,11 +748,12 @@ TEST(ExactlyOnce, EachMessageTakenOnceOrStoredPasses) {
   // 101's consumer was killed before recording: the controller found it in cur/.
   b.ev(EventType::stored, 9, 0, 50, 100).ev(EventType::stored, 9, 1, 50, 101);
   b.ev(EventType::stored, 9, 2, 50, 200);
+  b.messages();
   const CheckResult r = check_exactly_once(b.build());
   EXPECT_EQ(r.name, "exactly-once");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
-  EXPECT_EQ(r.metrics.at("messages"), 3);
-  EXPECT_EQ(r.metrics.at("delivered"), 3);
+  EXPECT_EQ(r.metrics.at("messages"), 3 + kBackground);
+  EXPECT_EQ(r.metrics.at("delivered"), 3 + kBackground);
 }
 
 TEST(ExactlyOnce, DuplicatesPartialLostAndPhantomsFail) {
@@ -687,6 +784,7 @@ TEST(ExactlyOnce, AProducersLastMessageIsUncertainAfterItsCrash) {
   b.ev(EventType::put, 0, 0, 10, 100).ev(EventType::put, 0, 1, 11, 101);
   b.ev(EventType::crash, 0, 0, 12, 0);
   b.ev(EventType::take, 1, 0, 20, 100);
+  b.messages();
   const CheckResult r = check_exactly_once(b.build());
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
   EXPECT_EQ(r.metrics.at("uncertain"), 1);
@@ -705,10 +803,11 @@ TEST(Fencing, StrictlyIncreasingTokensPass) {
   Builder b;
   b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 3).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, -1, 4);
   b.cs(1, 1, 0, 50, 60, Mode::exclusive, 0, -1, 9);
+  b.evidence(-1, 1000);
   const CheckResult r = check_fencing(b.build());
   EXPECT_EQ(r.name, "fencing");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
-  EXPECT_EQ(r.metrics.at("tokens"), 3);
+  EXPECT_EQ(r.metrics.at("tokens"), 3 + kBackground);
 }
 
 TEST(Fencing, RegressionOrRepeatFails) {
@@ -735,6 +834,7 @@ TEST(Fencing, LeasesAreOrderedFromTheAcquireCall) {
     // granted 5 (worker 1's lease expired) and records ok at 12.
     b.cs(2, 0, 10, 12, 20, Mode::exclusive, 0, -1, 5)
         .cs(1, 0, 5, 30, 40, Mode::exclusive, 0, -1, 4);
+    b.evidence(-1, 1000);
     return check_fencing(b.build());
   };
   EXPECT_EQ(late_ok("redis").verdict, Verdict::pass) << late_ok("redis").summary;
@@ -760,6 +860,7 @@ TEST(Fencing, HostsAreNotOrderedButRepeatsAcrossHostsAreCaught) {
   Builder b;
   b.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 8).cs(2, 0, 0, 30, 40, Mode::exclusive, 1, -1, 2);
   b.cs(3, 0, 0, 50, 60, Mode::exclusive, 1, -1, 9);
+  b.evidence(-1, 1000);
   EXPECT_EQ(check_fencing(b.build()).verdict, Verdict::pass);
   b.cs(4, 0, 0, 70, 80, Mode::exclusive, 1, -1, 8);  // 8 again, on host 1 (also a regression)
   const CheckResult r = check_fencing(b.build());
@@ -773,6 +874,7 @@ TEST(Fencing, SemaphoreGrantsAreNotOrderedAndNoTokensIsSkipped) {
   Builder b;
   b.run().max_holders = 2;
   b.cs(1, 0, 0, 10, 50, Mode::exclusive, 0, -1, 6).cs(2, 0, 0, 20, 60, Mode::exclusive, 0, -1, 5);
+  b.evidence(-1, 1000);
   EXPECT_EQ(check_fencing(b.build()).verdict, Verdict::pass);
 
   Builder none;
@@ -787,17 +889,24 @@ TEST(Liveness, Metrics) {
   b.cs(1, 0, 0, 10 * kMs, 11 * kMs).cs(2, 0, 5 * kMs, 11 * kMs, 12 * kMs);
   b.cs(2, 1, 12 * kMs, 13 * kMs, 14 * kMs).cs(1, 1, 12 * kMs, 40 * kMs, 41 * kMs);
   b.ev(EventType::invoke, 3, 0, 0, 0).ev(EventType::busy, 3, 0, 1);
+  // Alone that is too little to judge liveness...
+  EXPECT_EQ(check_liveness(b.build()).verdict, Verdict::inconclusive);
+  // ... with kBackground more acquisitions (each waiting 8 ms, on host 9), enough.
+  b.evidence();
   const CheckResult r = check_liveness(b.build());
   EXPECT_EQ(r.name, "liveness");
   EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
   EXPECT_DOUBLE_EQ(r.metrics.at("max_wait_ms"), 28);
-  EXPECT_DOUBLE_EQ(r.metrics.at("p50_wait_ms"), 6);
-  EXPECT_EQ(r.metrics.at("successes"), 4);
-  EXPECT_EQ(r.metrics.at("attempts"), 5);
+  EXPECT_DOUBLE_EQ(r.metrics.at("p50_wait_ms"), 8);
+  EXPECT_EQ(r.metrics.at("successes"), 4 + kBackground);
+  EXPECT_EQ(r.metrics.at("attempts"), 5 + kBackground);
   EXPECT_EQ(r.metrics.at("busy"), 1);
-  EXPECT_EQ(r.metrics.at("handoffs"), 2);  // 1 -> 2, (2 -> 2), 2 -> 1
+  // 1 -> 2, (2 -> 2), 2 -> 1, then 100 -> 101 -> 100 ... on host 9
+  EXPECT_EQ(r.metrics.at("handoffs"), 2 + kBackground - 1);
+  // Worker 1 waited from 12 to 40 ms; the lock was free from 14 ms.
+  EXPECT_DOUBLE_EQ(r.metrics.at("idle_while_waiting_ms_max"), 26);
   EXPECT_EQ(r.metrics.at("min_worker_successes"), 0);
-  EXPECT_EQ(r.metrics.at("max_worker_successes"), 2);
+  EXPECT_EQ(r.metrics.at("max_worker_successes"), kBackground / 2);  // 100 and 101
 }
 
 TEST(Liveness, StarvationFailsOnlyWhenClear) {
@@ -813,6 +922,257 @@ TEST(Liveness, StarvationFailsOnlyWhenClear) {
   ASSERT_EQ(r.verdict, Verdict::fail);
   EXPECT_EQ(r.violations.at(0).workers, std::vector<std::uint32_t>{9});
   EXPECT_EQ(r.metrics.at("starved_workers"), 1);
+}
+
+// ---- power: inconclusive below the floor ----
+
+// n sections of workers 1 and 2 taking turns, each asking while the other holds (host 0).
+Builder turns(std::uint32_t n) {
+  Builder b;
+  for (std::uint32_t k = 0; k < n; ++k) {
+    const std::uint64_t t = 100 * kMs + k * 10 * kMs;
+    b.cs(1 + k % 2, k, t - 8 * kMs, t, t + 5 * kMs);
+  }
+  return b;
+}
+
+TEST(Power, ExclusionInconclusiveBelowTheFloorPassAboveFailOnAViolationWithLittlePower) {
+  const CheckResult low = check_exclusion(turns(kMinContendedAttempts).build());
+  EXPECT_EQ(low.verdict, Verdict::inconclusive) << low.summary;
+  EXPECT_EQ(low.metrics.at("contended_attempts"), kMinContendedAttempts - 1);  // first: no wait
+  EXPECT_NE(low.summary.find("inconclusive: only 19 of the 20 needed"), std::string::npos)
+      << low.summary;
+  const CheckResult high = check_exclusion(turns(kMinContendedAttempts + 1).build());
+  EXPECT_EQ(high.verdict, Verdict::pass) << high.summary;
+  EXPECT_EQ(high.metrics.at("contended_handoffs"), kMinContendedAttempts);
+  EXPECT_EQ(high.metrics.at("overlapping_attempts"), kMinContendedAttempts);
+
+  // Uncontended sections prove nothing, however many.
+  Builder apart;
+  for (std::uint32_t k = 0; k < 100; ++k) apart.cs(1 + k % 2, k, k * 10, k * 10 + 1, k * 10 + 2);
+  EXPECT_EQ(check_exclusion(apart.build()).verdict, Verdict::inconclusive);
+
+  // Busy answers given while another worker held the lock are contention too.
+  Builder tries;
+  tries.cs(1, 0, 0, 10, 100000);
+  for (std::uint32_t k = 0; k < kMinContendedAttempts; ++k) {
+    tries.ev(EventType::invoke, 2, k, 20 + k * 10, 0).ev(EventType::busy, 2, k, 21 + k * 10);
+  }
+  const CheckResult refused = check_exclusion(tries.build());
+  EXPECT_EQ(refused.verdict, Verdict::pass) << refused.summary;
+  EXPECT_EQ(refused.metrics.at("refused_while_held"), kMinContendedAttempts);
+
+  // One overlap in two sections is a failure, with no power to speak of.
+  Builder bad;
+  bad.cs(1, 0, 0, 10, 30).cs(2, 0, 0, 20, 40);
+  EXPECT_EQ(check_exclusion(bad.build()).verdict, Verdict::fail);
+}
+
+TEST(Power, EveryFloorHasItsInconclusiveCase) {
+  Builder sem;
+  sem.run().max_holders = 2;
+  sem.cs(1, 0, 0, 10, 20).cs(2, 0, 0, 15, 25);
+  EXPECT_EQ(check_semaphore_bound(sem.build()).verdict, Verdict::inconclusive);
+
+  Builder mixed;
+  mixed.cs(1, 0, 0, 10, 20, Mode::shared).cs(2, 0, 0, 30, 40);
+  EXPECT_EQ(check_shared_exclusive(mixed.build()).verdict, Verdict::inconclusive);
+
+  Builder counter;
+  counter.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 1);
+  EXPECT_EQ(check_lost_updates(counter.build(), 2).verdict, Verdict::inconclusive);
+  // ... and a repeat in two sections is a failure.
+  Builder repeat;
+  repeat.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, 0).cs(2, 0, 0, 30, 40, Mode::exclusive, 0, 0);
+  EXPECT_EQ(check_lost_updates(repeat.build(), std::nullopt).verdict, Verdict::fail);
+
+  // The failing CI run: 4 messages put, 4 delivered is no evidence of exactly-once.
+  Builder few;
+  for (std::int64_t id = 0; id < 4; ++id) {
+    few.ev(EventType::put, 0, 0, 10 + id, id).ev(EventType::take, 1 + id % 2, 0, 20 + id, id);
+  }
+  const CheckResult once = check_exactly_once(few.build());
+  EXPECT_EQ(once.verdict, Verdict::inconclusive) << once.summary;
+  EXPECT_EQ(once.metrics.at("taken"), 4);
+  EXPECT_EQ(once.metrics.at("consumers"), 2);
+  Builder one_consumer;
+  one_consumer.messages();
+  for (Event& e : one_consumer.last_events()) {
+    if (e.type == EventType::take) e.worker = 301;
+  }
+  EXPECT_EQ(check_exactly_once(one_consumer.build()).verdict, Verdict::inconclusive);
+
+  Builder reads;
+  reads.ev(EventType::write, 1, 0, 10, 1).ev(EventType::read, 2, 0, 15, 1);
+  const CheckResult vis = check_atomic_visibility(reads.build());
+  EXPECT_EQ(vis.verdict, Verdict::inconclusive) << vis.summary;
+  Builder torn = reads;
+  torn.ev(EventType::read, 2, 1, 16, 1);
+  torn.last().aux = 1;
+  EXPECT_EQ(check_atomic_visibility(torn.build()).verdict, Verdict::fail);
+
+  Builder tokens;
+  tokens.cs(1, 0, 0, 10, 20, Mode::exclusive, 0, -1, 3)
+      .cs(2, 0, 0, 30, 40, Mode::exclusive, 0, -1, 4);
+  EXPECT_EQ(check_fencing(tokens.build()).verdict, Verdict::inconclusive);
+
+  // Fenced writes: without a stale write the fence was never tested.
+  Builder fenced;
+  for (std::int64_t k = 1; k <= 5; ++k) fenced.ev(EventType::fenced_write, 1, 0, 10 * k, k);
+  for (std::size_t i = 0; i < 5; ++i) fenced.at(i).aux = static_cast<std::int64_t>(i) + 1;
+  EXPECT_EQ(check_fenced_writes(fenced.build()).verdict, Verdict::inconclusive);
+  fenced.ev(EventType::fenced_write, 2, 0, 60, 2);
+  fenced.last().aux = -6;  // rejected: the fence did its job
+  const CheckResult fw = check_fenced_writes(fenced.build());
+  EXPECT_EQ(fw.verdict, Verdict::pass) << fw.summary;
+  EXPECT_EQ(fw.metrics.at("stale_attempts"), 1);
+}
+
+TEST(Power, InconclusiveCheckMakesThePrimitiveInconclusiveAndExitTwo) {
+  const History h = turns(3).build();
+  PrimitiveReport p;
+  p.name = "flock";
+  p.checks = check_all(h, std::nullopt);
+  summarize(p, h);
+  EXPECT_EQ(p.verdict, PrimitiveVerdict::inconclusive);
+  EXPECT_STREQ(to_string(p.verdict), "INCONCLUSIVE");
+  EXPECT_NE(p.reason.find("exclusion inconclusive"), std::string::npos) << p.reason;
+  Report r;
+  r.command = "stress";
+  r.primitives.push_back(p);
+  EXPECT_EQ(r.exit_code(), 2);
+  std::ostringstream junit;
+  write_junit(r, junit);
+  EXPECT_NE(junit.str().find("<skipped message=\"INCONCLUSIVE: "), std::string::npos)
+      << junit.str();
+  std::ostringstream console;
+  write_console(r, console, false);
+  EXPECT_NE(console.str().find("verdict: INCONCLUSIVE (exit 2)"), std::string::npos)
+      << console.str();
+  // A failure elsewhere still makes it UNSAFE (exit 1).
+  r.primitives.push_back(p);
+  r.primitives.back().verdict = PrimitiveVerdict::unsafe;
+  EXPECT_EQ(r.exit_code(), 1);
+}
+
+// ---- crash recovery against the lock's expiry bound ----
+
+// Worker 1 killed holding at 100 ms while worker 2 waits; worker 2 is granted at `next_ms`.
+Builder killed_holder(std::uint64_t next_ms) {
+  Builder b;
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::invoke, 2, 0, 20 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  b.ev(EventType::ok, 2, 0, next_ms * kMs).ev(EventType::release, 2, 0, (next_ms + 1) * kMs);
+  return b;
+}
+
+TEST(ReleaseAfterCrash, JudgedAgainstTheDeclaredExpiryBound) {
+  // A link lock broken after its 10 s lifetime: UNSAFE for a lock the OS releases at death...
+  Builder b = killed_holder(10100);
+  EXPECT_EQ(check_release_after_crash(b.build(), 2000).verdict, Verdict::fail);
+  // ... correct for one that declares a 10 s expiry (bound 10 s + 1 s + 10 %).
+  b.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult r = check_release_after_crash(b.build(), 2000);
+  EXPECT_EQ(r.verdict, Verdict::pass) << r.summary;
+  EXPECT_DOUBLE_EQ(r.metrics.at("bound_ms"), 12000);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_max"), 10000);
+  EXPECT_DOUBLE_EQ(r.metrics.at("recovery_ms_p50"), 10000);
+  EXPECT_DOUBLE_EQ(recovery_bound_ms(b.run(), 2000), 12000);
+  // Past the expiry bound it is a violation again.
+  Builder late = killed_holder(12200);
+  late.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult over = check_release_after_crash(late.build(), 2000);
+  ASSERT_EQ(over.violation_count, 1u) << over.summary;
+  EXPECT_TRUE(mentions(over.violations.at(0), "bound 12000.000 ms")) << over.violations.at(0).what;
+  // A tiny expiry never tightens the default.
+  RunInfo tiny;
+  tiny.expiry_bound_ns = 10 * static_cast<std::int64_t>(kMs);
+  EXPECT_DOUBLE_EQ(recovery_bound_ms(tiny, 2000), 2000);
+}
+
+// ---- liveness: idle while waiting ----
+
+TEST(Liveness, NobodyHoldingWhileWorkersWaitFailsPastTheBound) {
+  // Worker 1 killed holding at 100 ms; worker 2 times out again and again (1 s each, retrying at
+  // once) until it is granted at 9800 ms: nobody held the lock for 9.7 s while it waited.
+  Builder b;
+  b.evidence();
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10 * kMs);
+  b.ev(EventType::crash, 1, 0, 100 * kMs);
+  std::uint64_t t = 50 * kMs;
+  std::uint32_t op = 0;
+  for (; t + 1000 * kMs < 9800 * kMs; t += 1000 * kMs + 10000, ++op) {
+    b.ev(EventType::invoke, 2, op, t, 1000 * static_cast<std::int64_t>(kMs));
+    b.ev(EventType::timeout, 2, op, t + 1000 * kMs);
+  }
+  b.ev(EventType::invoke, 2, op, t, 1000 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::ok, 2, op, 9800 * kMs).ev(EventType::release, 2, op, 9801 * kMs);
+  const CheckResult r = check_liveness(b.build());
+  ASSERT_EQ(r.verdict, Verdict::fail) << r.summary;
+  EXPECT_NEAR(r.metrics.at("idle_while_waiting_ms_max"), 9700, 0.001);
+  EXPECT_TRUE(mentions(r.violations.at(0), "nobody held the lock for 9700.000 ms"))
+      << r.violations.at(0).what;
+  // With a declared 10 s expiry that is the lock working as designed.
+  b.run().expiry_bound_ns = 10000 * static_cast<std::int64_t>(kMs);
+  const CheckResult ok = check_liveness(b.build());
+  EXPECT_EQ(ok.verdict, Verdict::pass) << ok.summary;
+  EXPECT_DOUBLE_EQ(ok.metrics.at("idle_bound_ms"), 12000);
+  // A paused waiter is not waiting for the lock.
+  Builder paused = b;
+  paused.run().expiry_bound_ns = -1;
+  for (std::uint32_t k = 0; k <= op; ++k) {
+    paused.ev(EventType::pause, 2, k, 50 * kMs + k * (1000 * kMs + 10000) + 1);
+  }
+  const CheckResult frozen = check_liveness(paused.build());
+  EXPECT_EQ(frozen.verdict, Verdict::pass) << frozen.summary;
+  // Time inside a server fault (and the bound after it) is reported apart, not judged.
+  Builder fault = b;
+  fault.run().expiry_bound_ns = -1;
+  fault.ev(EventType::fault, 9999, 0, 90 * kMs, 1).ev(EventType::fault_end, 9999, 0, 95 * kMs, 1);
+  const CheckResult during = check_liveness(fault.build());
+  EXPECT_EQ(during.verdict, Verdict::pass) << during.summary;
+  EXPECT_NEAR(during.metrics.at("idle_during_faults_ms_max"), 9700, 0.001);
+}
+
+// ---- loss notice ----
+
+TEST(LossNotice, MetricsAndWritesAfterTheNotice) {
+  Builder b;
+  // Worker 1 told 3 ms after the loss, stops writing: fine.
+  b.ev(EventType::invoke, 1, 0, 0).ev(EventType::ok, 1, 0, 10);
+  b.ev(EventType::lost, 1, 0, 20, 3 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::release, 1, 0, 30, -1).ev(EventType::released, 1, 0, 31);
+  // Worker 2 told (delay unknown), then incremented the counter anyway.
+  b.ev(EventType::invoke, 2, 0, 40).ev(EventType::ok, 2, 0, 50);
+  b.ev(EventType::lost, 2, 0, 60, -1);
+  b.ev(EventType::release, 2, 0, 70, 5);
+  // Worker 3 wrote to the fenced resource after being told 9 ms late.
+  b.ev(EventType::invoke, 3, 4, 80).ev(EventType::ok, 3, 4, 90);
+  b.ev(EventType::lost, 3, 4, 100, 9 * static_cast<std::int64_t>(kMs));
+  b.ev(EventType::fenced_write, 3, 4, 110, 7);
+  b.last().aux = 1;
+  // Worker 4 incremented, then was told: the write came before the notice.
+  b.ev(EventType::invoke, 4, 0, 120).ev(EventType::ok, 4, 0, 130);
+  b.ev(EventType::release, 4, 0, 140, 6).ev(EventType::lost, 4, 0, 150, 1);
+  const CheckResult r = check_loss_notice(b.build());
+  EXPECT_EQ(r.name, "loss-notice");
+  ASSERT_EQ(r.verdict, Verdict::fail) << r.summary;
+  ASSERT_EQ(r.violation_count, 2u);
+  EXPECT_TRUE(names(r.violations.at(0), {2}));
+  EXPECT_TRUE(mentions(r.violations.at(0), "incremented the guarded counter"))
+      << r.violations.at(0).what;
+  EXPECT_TRUE(mentions(r.violations.at(1), "worker 3 op 4")) << r.violations.at(1).what;
+  EXPECT_EQ(r.metrics.at("told_count"), 4);
+  EXPECT_DOUBLE_EQ(r.metrics.at("told_ms_p50"), 3);
+  EXPECT_DOUBLE_EQ(r.metrics.at("told_ms_p99"), 9);
+  EXPECT_STREQ(to_string(EventType::lost), "lost");
+
+  Builder none;
+  none.cs(1, 0, 0, 10, 20);
+  EXPECT_EQ(check_loss_notice(none.build()).verdict, Verdict::skipped);
+  const auto names_run = check_all(b.build(), std::nullopt);
+  EXPECT_EQ(names_run.back().name, "loss-notice");
 }
 
 // ---- check_all ----

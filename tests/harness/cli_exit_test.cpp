@@ -23,7 +23,9 @@ int stress(const std::string& args) {
 TEST(StressExitStatus, CleanViolationUsageAndNoEvidence) {
   test::TempDir dir;
   const std::string d = dir.path().string();
-  EXPECT_EQ(stress("--lock flock:" + d + "/ok --workers 2 --iterations 5"), 0);
+  EXPECT_EQ(stress("--lock flock:" + d + "/ok --workers 4 --iterations 400"), 0);
+  // Ten critical sections prove nothing about exclusion: not enough evidence is no verdict.
+  EXPECT_EQ(stress("--lock flock:" + d + "/few --workers 2 --iterations 5"), 2);
   EXPECT_EQ(stress("--lock broken:noop:" + d + "/bad --workers 4 --iterations 100"), 1);
   EXPECT_EQ(stress("--lock nosuch:/x --workers 2 --iterations 5"), 2);
   // Held here for the whole run: every worker times out, nothing is exercised.

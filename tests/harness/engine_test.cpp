@@ -94,6 +94,7 @@ TEST(AtomicWriteScenario, InPlaceRewriteReportedInEveryOneOfTwentyRuns) {
     StressOptions o = short_run("broken:atomic:" + (dir / "data").string());
     o.iterations.reset();
     o.duration = std::chrono::milliseconds(300);
+    o.evidence_budget = std::chrono::seconds(10);  // a loaded machine: until enough reads raced
     const StressResult r = run_stress(o);
     EXPECT_EQ(r.history.info.kind, "broken-atomic");
     const CheckResult* visibility = find_check(r, "atomic-visibility");
@@ -139,6 +140,7 @@ TEST(FileStoreScenario, ClaimByCopyReportedInEveryOneOfTwentyRuns) {
         short_run("broken:filestore:" + (dir / ("store" + std::to_string(run))).string());
     o.iterations.reset();
     o.duration = std::chrono::milliseconds(300);
+    o.evidence_budget = std::chrono::seconds(10);  // a loaded machine: until enough were taken
     const StressResult r = run_stress(o);
     EXPECT_EQ(r.history.info.kind, "broken-filestore");
     const CheckResult* once = find_check(r, "exactly-once");

@@ -73,6 +73,11 @@ TYPED_TEST(LockfileProcesses, ProcessesExcludeEachOther) {
 // A release in a process that has run out of descriptors (EMFILE) must still remove the lock:
 // it used to open the lock file again to check it, failed, and left the lock behind for good.
 TYPED_TEST(LockfileProcesses, ReleaseWorksWithoutFreeDescriptors) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan's vptr check (built together with ASan here) opens a pipe to probe memory: out of
+  // descriptors it reports a false "invalid vptr" and halts the child.
+  GTEST_SKIP() << "the sanitizer runtime itself needs free descriptors";
+#endif
   TempDir dir;
   TypeParam probe(dir / "f");
   lftest::Child child = lftest::Child::fork([&] {

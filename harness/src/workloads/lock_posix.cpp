@@ -335,6 +335,7 @@ int LockWorkload::work(WorkerContext& ctx) {
     e.value = rel ? rel.value() : -1;
     ctx.rec.record(e);
     ++done;
+    sleep_ns(cfg.think_ns);
   }
   return 0;
 }

@@ -36,9 +36,16 @@ struct StressOptions {
   std::uint32_t workers = 4;  // worker processes
   std::uint32_t threads = 0;  // threads per worker process (0: 1, or 4 for broken:fcntl-threads)
   std::optional<std::chrono::milliseconds> duration;  // run this long, or
-  std::optional<std::uint64_t> iterations;            // this many critical sections per worker
-  std::chrono::microseconds hold{50};                 // time inside each critical section
-  std::chrono::milliseconds acquire_timeout{2000};    // per acquire (0: do not wait)
+  // With a duration: while a check is inconclusive (too little evidence) and none failed, run
+  // again for twice as long, until this much time in all was spent (each run is fresh; only the
+  // last is reported). Needs a temporary run directory (run_dir empty).
+  std::optional<std::chrono::milliseconds> evidence_budget;
+  std::optional<std::uint64_t> iterations;  // this many critical sections per worker
+  std::chrono::microseconds hold{50};       // time inside each critical section
+  // Time outside, after each release: lets polling waiters (link, mkdir, dotlock) find the lock
+  // free now and then, so that a short run sees handoffs between workers.
+  std::chrono::microseconds think{0};
+  std::chrono::milliseconds acquire_timeout{2000};  // per acquire (0: do not wait)
   double shared_ratio = 0;     // fraction of acquisitions that are shared (0: none)
   bool nemesis_kill = false;   // SIGKILL holders inside their critical section
   bool nemesis_pause = false;  // SIGSTOP holders, resume them later

@@ -48,8 +48,9 @@ enum class EventType : std::uint8_t {
                       // the resource saw them), positive when accepted, negative when rejected
   fault = 18,         // controller: a server fault began; value = FaultKind, aux = server port
   fault_end = 19,     // controller: that fault is over (server resumed / restarted); as fault
-  lost = 20,          // the holder was told its lock was lost; value = ns from the loss being
-                      // detectable to the holder being told, or -1 when unknown
+  lost = 20,          // the holder was told its lock was lost (a lease expired or was taken);
+                      // value = ns from the loss being detectable to the holder being told,
+                      // or -1 when unknown
   run_end = 21,       // controller, last: value = worker ids used on this host (replacements
                       // of killed workers included), aux = 1 when the run was interrupted
   header = 22,        // record 0 of a file: value/aux = run id, time_ns = capacity, op = format
@@ -97,8 +98,9 @@ struct RunInfo {
   // The fenced-resource scenario: holders whose lease expired may overlap (that is what the
   // fencing token is for); check_fenced_writes judges the run, exclusion only informs.
   bool fenced = false;
-  // Lockable::expiry_bound() of the lock: how long a crashed holder's lock may keep others out
-  // (link lifetime + slop, Redis TTL); -1 when the OS frees it when the holder dies.
+  // How long after its holder died the lock is released at the latest: -1 when the OS releases
+  // it at death (flock, fcntl, ...); the lifetime + clock slop of a link lock, the TTL of a Redis
+  // lease (Lockable::expiry_bound()). Crash recovery and liveness are judged against it.
   std::int64_t expiry_bound_ns = -1;
 };
 

@@ -22,8 +22,11 @@ struct Fact {
   std::string detail;
 };
 
-enum class PrimitiveVerdict { safe, unsafe, unsupported };
-const char* to_string(PrimitiveVerdict v) noexcept;  // "SAFE" / "UNSAFE" / "UNSUPPORTED"
+// inconclusive: no check failed, but a check that applies saw less evidence than its floor
+// (Verdict::inconclusive): the run could not have caught a broken lock, so it is not SAFE.
+enum class PrimitiveVerdict { safe, unsafe, unsupported, inconclusive };
+// "SAFE" / "UNSAFE" / "UNSUPPORTED" / "INCONCLUSIVE"
+const char* to_string(PrimitiveVerdict v) noexcept;
 
 struct PrimitiveReport {
   std::string name;  // "flock", "fcntl", "ofd", "sem", "broken-noop", ...
@@ -53,13 +56,15 @@ struct Report {
   // evidence did not add up); empty when there is one.
   std::string no_verdict;
 
-  // 0 when nothing unsafe was seen, 1 when a violation was seen, 2 when there is no verdict
-  // (DESIGN.md exit codes). The console's verdict line always shows this same status.
+  // 1 when a violation was seen; else 2 when there is no verdict (interrupted, nothing
+  // exercised, evidence that does not add up) or a primitive is INCONCLUSIVE ("not enough
+  // evidence"); else 0 (DESIGN.md exit codes). The console's verdict line shows this status.
   int exit_code() const noexcept;
 };
 
 // Fills verdict/stats/timeline/wait_us of `p` from its checks and history. The verdict is UNSAFE
-// when a check failed, else SAFE — except that an UNSUPPORTED verdict set by the caller together
+// when a check failed, else INCONCLUSIVE when a check was inconclusive (the reason names each
+// and what it missed), else SAFE — except that an UNSUPPORTED verdict set by the caller together
 // with a `reason` is kept.
 void summarize(PrimitiveReport& p, const History& h);
 

@@ -38,6 +38,7 @@ struct RunConfig {
   std::uint32_t max_holders = 1;
   double shared_ratio = 0;
   std::int64_t hold_ns = 0;
+  std::int64_t think_ns = 0;         // after each release
   std::int64_t timeout_ns = 0;       // per acquire (0: do not wait)
   std::int64_t duration_ns = 0;      // 0: by iterations
   std::uint64_t iterations = 0;      // 0: by duration
