@@ -449,6 +449,20 @@ std::error_code RedisLease::reacquire() noexcept {
   }
 }
 
+std::error_code RedisLease::keep_alive() noexcept {
+  if (!held_) return locksmith::make_error_code(locksmith::errc::not_locked);
+  if (lost_.load()) return locksmith::make_error_code(locksmith::errc::lock_lost);
+  try {
+    const std::lock_guard lk(mu_);
+    // Past the bound (a paused holder that resumed) the answer decides: a short wait for it.
+    const auto bound = std::max(valid_until(), Clock::now() + std::chrono::milliseconds(20));
+    const detail::ScopedDeadline within(conn_, bound);
+    return run_reacquire();
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
 std::error_code RedisLease::owned(bool& out) noexcept {
   out = false;
   if (!held_ || lost_.load()) return {};

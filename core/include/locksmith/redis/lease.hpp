@@ -138,11 +138,13 @@ class RedisLease : public Lockable {
   // Lock loss (lockable.hpp): keep_alive() is reacquire() (the PTTL back to ttl, one round
   // trip), every ttl/3. Found lost when the key no longer holds our token (it expired and was
   // taken, or was deleted); when the server does not answer, the hold is certain only until
-  // valid_until(), the holder's own bound.
+  // valid_until(), the holder's own bound, and the renewal's round trip is cut off there, so
+  // that the holder is told then (before the key can expire on the server), not when a hung
+  // server's command timeout ends.
   Clock::duration keep_alive_interval() const noexcept override {
     return Clock::duration(options_.ttl) / 3;
   }
-  std::error_code keep_alive() noexcept override { return reacquire(); }
+  std::error_code keep_alive() noexcept override;
   std::optional<Clock::duration> expiry_bound() const noexcept override { return options_.ttl; }
 
   const std::string& key() const noexcept { return key_; }
