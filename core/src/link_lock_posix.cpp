@@ -371,14 +371,14 @@ std::error_code LinkLock::touch_claim() noexcept {
     // The fd may name an orphan when someone removed our claim; link() then reports ENOENT.
     if (::futimens(claim_fd_.get(), e.times.data()) == 0) {
       claim_expiry_ns_ = e.ns;
-      valid_until_ = e.steady;
+      valid_until_.store(e.steady.time_since_epoch().count(), std::memory_order_release);
       return {};
     }
   }
   if (std::error_code ec = write_claim()) return ec;
   if (::futimens(claim_fd_.get(), e.times.data()) != 0) return detail::last_error();
   claim_expiry_ns_ = e.ns;
-  valid_until_ = e.steady;
+  valid_until_.store(e.steady.time_since_epoch().count(), std::memory_order_release);
   return {};
 }
 
@@ -575,7 +575,7 @@ bool LinkLock::is_locked() noexcept {
   if (::futimens(claim_fd_.get(), e.times.data()) != 0) return false;
   claim_expiry_ns_ = e.ns;
   if (!lockfile_is_claim()) return false;
-  valid_until_ = e.steady;
+  valid_until_.store(e.steady.time_since_epoch().count(), std::memory_order_release);
   return true;
 }
 
@@ -583,13 +583,13 @@ std::error_code LinkLock::keep_alive() noexcept {
   if (!held_ || claim_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);
   // Past expiry + slop a waiter may be breaking the lock right now (it checked the age, touched
   // and is about to unlink): a renewal cannot win that race, so the hold is over.
-  if (Clock::now() > valid_until_ + options_.clock_slop) return make_error_code(errc::lock_lost);
+  if (Clock::now() > valid_until() + options_.clock_slop) return make_error_code(errc::lock_lost);
   if (!claim_fd_.valid()) return make_error_code(errc::lock_lost);
   const Expiry e = expiry_after(options_.lifetime);
   if (::futimens(claim_fd_.get(), e.times.data()) != 0) return detail::last_error();
   claim_expiry_ns_ = e.ns;
   if (!lockfile_is_claim()) return make_error_code(errc::lock_lost);
-  valid_until_ = e.steady;
+  valid_until_.store(e.steady.time_since_epoch().count(), std::memory_order_release);
   return {};
 }
 

@@ -52,6 +52,7 @@
 //  - Windows: not supported yet (acquire returns errc::unsupported).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -185,7 +186,8 @@ class LinkLock : public Lockable {
   }
   std::error_code keep_alive() noexcept override;
   Clock::time_point valid_until() const noexcept override {
-    return held_ ? valid_until_ : Clock::time_point{};
+    return held_ ? Clock::time_point(Clock::duration(valid_until_.load(std::memory_order_acquire)))
+                 : Clock::time_point{};
   }
   std::optional<Clock::duration> expiry_bound() const noexcept override {
     return options_.lifetime + options_.clock_slop;
@@ -217,7 +219,8 @@ class LinkLock : public Lockable {
   std::uint64_t claim_dev_ = 0;
   std::uint64_t claim_ino_ = 0;
   std::int64_t claim_expiry_ns_ = -1;  // the expiry we last wrote on the claim (ns since epoch)
-  Clock::time_point valid_until_{};    // that expiry on the steady clock
+  // That expiry on the steady clock (read by the holder while a KeepAlive renews it).
+  std::atomic<Clock::rep> valid_until_{0};
   // The inotify instance of waits, created at the first contended wait and kept: closing one
   // costs milliseconds (an RCU grace period), which would land on every wake-up.
   UniqueFd notify_fd_;

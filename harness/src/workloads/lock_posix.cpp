@@ -219,25 +219,32 @@ struct Section {
   bool lost = false;
 };
 
-void record_lost(const WorkerContext& ctx, std::uint32_t op, Mode m, const KeepAlive& keeper,
-                 Clock::time_point valid_until) {
+// Told (by the keeper), or the holder's own bound has passed (a holder that was paused knows
+// locally that its hold is no longer certain, before the keeper has even renewed).
+bool hold_lost(const Lockable& lock, const KeepAlive* keeper) {
+  return keeper != nullptr && (keeper->lost() || Clock::now() >= lock.valid_until());
+}
+
+void record_lost(const WorkerContext& ctx, std::uint32_t op, Mode m, const Lockable& lock,
+                 const KeepAlive& keeper) {
   Event e = ctx.event(op, EventType::lost);
   e.mode = m;
-  const auto told = keeper.lost_at();
-  // Detectable once the hold stopped being certain (the lease ran out), or when it was taken
-  // (unknown to the holder: -1).
-  e.value = valid_until < told && valid_until > Clock::time_point{}
-                ? std::chrono::duration_cast<std::chrono::nanoseconds>(told - valid_until).count()
+  const auto told = keeper.lost() ? keeper.lost_at() : Clock::now();
+  const auto bound = lock.valid_until();
+  // Detectable once the hold stopped being certain (the holder's bound ran out); a lock taken
+  // away before that (deleted, broken) is unknown to the holder: -1.
+  e.value = bound < told && bound > Clock::time_point{}
+                ? std::chrono::duration_cast<std::chrono::nanoseconds>(told - bound).count()
                 : -1;
   ctx.rec.record(e);
 }
 
-Section critical_section(const WorkerContext& ctx, const GuardFile& guard, bool exclusive,
-                         std::uint32_t op, const KeepAlive* keeper) {
+Section critical_section(const WorkerContext& ctx, const Lockable& lock, const GuardFile& guard,
+                         bool exclusive, std::uint32_t op, const KeepAlive* keeper) {
   Section s;
   if (!guard.valid() || !exclusive) {
     sleep_ns(ctx.cfg.hold_ns);
-    s.lost = keeper != nullptr && keeper->lost();
+    s.lost = hold_lost(lock, keeper);
     return s;
   }
   GuardContent g;
@@ -249,7 +256,7 @@ Section critical_section(const WorkerContext& ctx, const GuardFile& guard, bool 
   if (!guard.read(again) || again.worker != ctx.id || again.op != op) s.overwritten = true;
   // Told the lock is gone: stop writing. The counter increment is the write that would land
   // after another holder got in.
-  if (keeper != nullptr && keeper->lost()) {
+  if (hold_lost(lock, keeper)) {
     s.lost = true;
     s.counter = -1;
     return s;
@@ -316,10 +323,10 @@ int LockWorkload::work(WorkerContext& ctx) {
     e.witness_readers = readers;
     ctx.rec.record(e);
     ctx.me().acquired.fetch_add(1, std::memory_order_relaxed);
-    const Clock::time_point valid_until = lock->valid_until();
-    const Section s = critical_section(ctx, guard, !shared_mode, op, keeper ? &*keeper : nullptr);
+    const Section s =
+        critical_section(ctx, *lock, guard, !shared_mode, op, keeper ? &*keeper : nullptr);
     ctx.me().state.store(kOut, std::memory_order_seq_cst);
-    if (s.lost) record_lost(ctx, op, m, *keeper, valid_until);
+    if (s.lost) record_lost(ctx, op, m, *lock, *keeper);
     if (keeper) keeper->stop();
     e.time_ns = 0;
     e.type = EventType::release;
