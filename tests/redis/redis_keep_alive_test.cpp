@@ -4,6 +4,7 @@
 // Real redis-servers on free loopback ports.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -24,6 +25,7 @@
 #include "locksmith/redis/redlock.hpp"
 #include "redis_server.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -116,39 +118,34 @@ TEST_F(RedisKeepAlive, ADroppedPubSubConnectionIsPushedAtOnce) {
 }
 
 #ifdef LOCKSMITH_BINARY
-// `locksmith run` in the background: its exit status and stderr once it ends.
+// `locksmith run` in the background (through the shell): its exit status and output (stdout
+// and stderr) once it ends.
 class Background {
  public:
-  explicit Background(const std::string& cmd)
-      : thread_([this, cmd] {
-          FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-          if (p == nullptr) return;
-          std::array<char, 4096> buf{};
-          std::size_t n = 0;
-          while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out_.append(buf.data(), n);
-          const int status = ::pclose(p);
-          status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-        }) {}
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-  ~Background() {
-    if (thread_.joinable()) thread_.join();
-  }
+  explicit Background(const std::string& cmd) : proc_(spawn(cmd)) {}
+  // The shell's status (128+N for signal N), once it ended (bounded; killed after the bound).
   int wait() {
-    thread_.join();
-    return status_;
+    out_ += proc_.read_all();
+    const auto exit = proc_.wait_exit();
+    if (!exit) proc_.kill(SIGKILL);
+    return locksmith::test::shell_status(exit);
   }
   const std::string& out() const { return out_; }
 
  private:
+  static locksmith::test::Subprocess spawn(const std::string& cmd) {
+    locksmith::test::SpawnOptions o;
+    o.in = locksmith::test::Stdio::null;
+    o.err = locksmith::test::Stdio::stdout_;
+    return locksmith::test::Subprocess::spawn({"/bin/sh", "-c", cmd}, o);
+  }
+
+  locksmith::test::Subprocess proc_;
   std::string out_;
-  int status_ = -1;
-  std::thread thread_;
 };
 
 int run_now(const std::string& cmd) {
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return locksmith::test::shell_status(locksmith::test::run_shell(cmd).exit);
 }
 
 // A fresh directory, removed with its contents at the end.
