@@ -158,6 +158,7 @@ std::optional<std::string> child_role(int argc, char** argv) {
 Channel::Channel(Channel&& other) noexcept
     : in_(std::exchange(other.in_, -1)),
       out_(std::exchange(other.out_, -1)),
+      at_end_(std::exchange(other.at_end_, false)),
       buffer_(std::move(other.buffer_)) {}
 
 Channel& Channel::operator=(Channel&& other) noexcept {
@@ -166,6 +167,7 @@ Channel& Channel::operator=(Channel&& other) noexcept {
     close_out();
     in_ = std::exchange(other.in_, -1);
     out_ = std::exchange(other.out_, -1);
+    at_end_ = std::exchange(other.at_end_, false);
     buffer_ = std::move(other.buffer_);
   }
   return *this;
@@ -198,7 +200,10 @@ bool Channel::fill(Clock::time_point deadline) {
     char chunk[4096];
     const ssize_t n = ::read(in_, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;  // end of stream
+    if (n <= 0) {
+      at_end_ = n == 0;
+      return false;  // end of stream (or a read error)
+    }
     buffer_.append(chunk, static_cast<std::size_t>(n));
     return true;
   }
@@ -433,7 +438,6 @@ Completed run(const std::vector<std::string>& argv, const SpawnOptions& options,
               std::chrono::milliseconds limit) {
   SpawnOptions o = options;
   o.in = Stdio::null;
-  o.out = Stdio::pipe;
   const auto start = Clock::now();
   const auto deadline = start + limit;
   Completed c;

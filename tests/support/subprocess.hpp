@@ -57,6 +57,9 @@ class Channel {
   // send() then read_line(); "<stdin closed>" / "<no reply>" as a readable assertion.
   std::string request(std::string_view line, std::chrono::milliseconds limit = kWaitLimit);
 
+  // Whether the reading side reached end of stream (the writer closed it or exited).
+  bool at_end() const { return at_end_; }
+
   int in_fd() const { return in_; }    // what read_line() reads
   int out_fd() const { return out_; }  // what send() writes
   void close_in();
@@ -67,6 +70,7 @@ class Channel {
 
   int in_ = -1;
   int out_ = -1;
+  bool at_end_ = false;
   std::string buffer_;
 };
 
@@ -161,7 +165,8 @@ class Subprocess {
 pid_t dead_pid();
 
 // Runs `argv` with its stdin on /dev/null until it ends (bounded by `limit`; killed after it),
-// collecting its stdout (and stderr too with options.err = Stdio::stdout_).
+// collecting its stdout (with options.out = Stdio::pipe, the default; and stderr too with
+// options.err = Stdio::stdout_).
 Completed run(const std::vector<std::string>& argv, const SpawnOptions& options = {},
               std::chrono::milliseconds limit = kWaitLimit);
 // run() of `/bin/sh -c command`, for tests whose command line needs the shell ($$, 2>&1, ...).

@@ -167,9 +167,9 @@ class Conformance : public ::testing::Test {
   std::string target(const std::string& name = "lock") { return T::target(dir_.path(), name); }
 
   // Holds the lock to capacity in a forked child until told to release ('R').
-  std::unique_ptr<Child> hold_elsewhere(const std::string& name = "lock") {
+  std::unique_ptr<Subprocess> hold_elsewhere(const std::string& name = "lock") {
     const fs::path dir = dir_.path();
-    auto child = std::make_unique<Child>([dir, name](Child& self) {
+    auto child = std::make_unique<Subprocess>(Subprocess::fork([dir, name](Channel& self) {
       std::vector<std::unique_ptr<Lockable>> held;
       for (unsigned i = 0; i < T::kCapacity; ++i) {
         held.push_back(T::make(dir, name));
@@ -183,12 +183,12 @@ class Conformance : public ::testing::Test {
       held.clear();
       self.send('D');
       return 0;
-    });
+    }));
     EXPECT_EQ(child->receive(), 'L') << "the holder process could not take the lock";
     return child;
   }
 
-  static void release_elsewhere(Child& child) {
+  static void release_elsewhere(Subprocess& child) {
     child.send('R');
     EXPECT_EQ(child.receive(), 'D');
   }
@@ -196,7 +196,7 @@ class Conformance : public ::testing::Test {
   // Whether a fresh object in another process can take the lock now.
   bool other_process_can_lock(const std::string& name = "lock") {
     const fs::path dir = dir_.path();
-    Child child([dir, name](Child&) {
+    Subprocess child = Subprocess::fork([dir, name](Channel&) {
       auto l = T::make(dir, name);
       try {
         return l->try_lock() ? 10 : 11;
