@@ -1,5 +1,5 @@
 // Helpers for the single-process unit tests beside test::Subprocess: re-running this binary in a
-// child mode, detection of blocked lock waiters through /proc/locks, and directory listings.
+// child mode, directory listings and the umask.
 #pragma once
 
 #include <chrono>
@@ -8,14 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "proc_locks.hpp"
 #include "subprocess.hpp"
 
 namespace locksmith::unit {
 
 // Child processes and the wait bound come from the shared support layer (tests/support).
+using test::blocked_waiters;
 using test::Channel;
 using test::kWaitLimit;
 using test::Subprocess;
+using test::wait_for_blocked_waiters;
 
 // Runs this test binary again as child `mode` (see unit_main.cpp), without the LOCKSMITH_*
 // variables of this process and with the extra environment entries ("NAME=value"); with
@@ -25,12 +28,6 @@ int run_self(const std::string& mode, const std::vector<std::string>& env, int i
 
 // The entry point for the child modes (`--locksmith-child=MODE`, see unit_main.cpp).
 int run_child_mode(const std::string& mode);
-
-// Number of blocked lock requests ("->" lines of /proc/locks) on the files now in `dir`.
-int blocked_waiters(const std::filesystem::path& dir);
-// Waits (bounded) until at least `n` lock requests on files in `dir` are blocked in the kernel.
-bool wait_for_blocked_waiters(const std::filesystem::path& dir, int n,
-                              std::chrono::milliseconds limit = kWaitLimit);
 
 // The names in `dir` (not recursive).
 std::set<std::string> listing(const std::filesystem::path& dir);
