@@ -19,6 +19,8 @@
 //   kKernelWaiters (true)    a waiter shows in /proc/locks (flock, fcntl, OFD, semaphore slots);
 //                            other families are released once the waiter has seen the lock taken
 //   shared_refusal()         the error of lock_shared() when !kShared (default invalid_argument)
+//   kReentrant (false)       the holder may acquire again and holds until as many releases
+//                            (RLock); the nested-hold test is skipped for the others
 //   set_up(), tear_down()    per test, e.g. start a redis-server
 #pragma once
 
@@ -66,6 +68,15 @@ constexpr bool kernel_waiters() {
     return T::kKernelWaiters;
   } else {
     return true;
+  }
+}
+
+template <class T>
+constexpr bool reentrant() {
+  if constexpr (requires { T::kReentrant; }) {
+    return T::kReentrant;
+  } else {
+    return false;
   }
 }
 
@@ -286,6 +297,25 @@ TYPED_TEST_P(Conformance, SharedLockWhereSupported) {
   }
 }
 
+TYPED_TEST_P(Conformance, NestedHoldWhereReentrant) {
+  if constexpr (!reentrant<TypeParam>()) {
+    GTEST_SKIP() << "not re-entrant: the holder's second acquire is not a nested hold";
+  } else {
+    auto l = this->make();
+    l->lock();
+    ASSERT_TRUE(l->try_lock()) << "the holder's nested try_lock was refused";
+    ASSERT_TRUE(l->try_lock_for(10ms)) << "the holder's nested timed lock was refused";
+    l->unlock();
+    l->unlock();
+    EXPECT_TRUE(l->describe().held) << "the outer hold ended with an inner one";
+    EXPECT_FALSE(this->other_process_can_lock());
+    l->unlock();
+    EXPECT_FALSE(l->describe().held);
+    EXPECT_TRUE(this->other_process_can_lock());
+    EXPECT_EQ(l->release(), errc::not_locked) << "released more often than acquired";
+  }
+}
+
 TYPED_TEST_P(Conformance, TimedTryLockWhenFree) {
   auto l = this->make();
   EXPECT_TRUE(l->try_lock_for(10ms));
@@ -445,7 +475,7 @@ TYPED_TEST_P(Conformance, DestructionReleases) {
   EXPECT_TRUE(this->other_process_can_lock());
 }
 
-REGISTER_TYPED_TEST_SUITE_P(Conformance, AcquireReleaseRoundTrip,
+REGISTER_TYPED_TEST_SUITE_P(Conformance, AcquireReleaseRoundTrip, NestedHoldWhereReentrant,
                             DescribeReflectsKindTargetAndState, ReleaseWhenNotHeldIsNotLocked,
                             WorksWithStdUniqueLock, WorksWithStdScopedLock,
                             SharedLockWhereSupported, TimedTryLockWhenFree,

@@ -20,11 +20,7 @@ LockOptions file_options(Backend b, const Policy& p, LockOptions o = {}) {
   return o;
 }
 
-// Each lock type: how to make an object on (dir, name), what describe() must say, and the
-// properties the suite checks:
-//   kCapacity      holders at once (1, or a semaphore's maximum)
-//   kProcessScoped a second object in the same process does not conflict (fcntl locks)
-//   kShared        supports_shared()
+// Each lock type is a traits struct (what the fields mean: tests/support/conformance.hpp).
 template <Backend B>
 struct FileLockOn {
   static constexpr unsigned kCapacity = 1;
@@ -41,6 +37,7 @@ struct FileLockOn {
 };
 
 struct RLock_ : FileLockOn<Backend::flock> {
+  static constexpr bool kReentrant = true;
   static std::unique_ptr<Lockable> make(const fs::path& dir, const std::string& name,
                                         const Policy& p = {}) {
     return std::make_unique<RLock>(dir / name, file_options(Backend::flock, p));
