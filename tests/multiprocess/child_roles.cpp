@@ -46,8 +46,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A role that hears nothing from its test for this long assumes the test is gone and exits.
-constexpr std::chrono::milliseconds kIdleLimit{60000};
+// A role that hears nothing from its test for this long assumes the test is gone and exits:
+// longer than any wait of the test, so that the test's bounded wait always fires first.
+constexpr std::chrono::milliseconds kIdleLimit = 2 * kWaitLimit;
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "child role failed: %s\n", what.c_str());

@@ -38,7 +38,7 @@ constexpr const char* kPeer = LOCKSMITH_PUBSUB_PY_PEER;
 
 // Waits (bounded) until `pred` holds: Redis offers no event for these state changes.
 template <class F>
-bool eventually(F pred, std::chrono::milliseconds limit = 10s) {
+bool eventually(F pred, std::chrono::milliseconds limit = locksmith::test::kWaitLimit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= until) return false;

@@ -42,8 +42,8 @@ using locksmith::redis::RedlockOptions;
 using locksmith::redis::testing::RedisServer;
 using locksmith::redis::testing::RedisTest;
 
-// Every wait here ends by this bound.
-constexpr auto kBound = 10s;
+// Every wait here ends by the one bound of the test suites.
+using locksmith::test::kWaitLimit;
 
 bool readable_within(int fd, Clock::duration within) {
   struct pollfd p {};
@@ -56,7 +56,7 @@ bool readable_within(int fd, Clock::duration within) {
 
 template <class Pred>
 bool eventually(Pred pred) {
-  const auto until = Clock::now() + kBound;
+  const auto until = Clock::now() + kWaitLimit;
   while (!pred()) {
     if (Clock::now() > until) return false;
     std::this_thread::sleep_for(2ms);
@@ -78,7 +78,7 @@ TEST_F(RedisKeepAlive, ALeaseOutlivesItsTtlAndADeletedKeyIsALoss) {
   EXPECT_FALSE(other.try_lock());
   EXPECT_FALSE(keeper.lost());
   ASSERT_TRUE(admin().command({"DEL", "k"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
   keeper.stop();
   EXPECT_EQ(holder.release(), make_error_code(errc::lock_lost));
@@ -95,7 +95,7 @@ TEST_F(RedisKeepAlive, ARedlockOutlivesMaxExtensionsAndItsTtl) {
   ASSERT_TRUE(eventually([&] { return keeper.renewals() >= 6; }));
   EXPECT_FALSE(other.try_lock());
   ASSERT_TRUE(admin().command({"DEL", "k"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
 }
 
@@ -110,7 +110,7 @@ TEST_F(RedisKeepAlive, ADroppedPubSubConnectionIsPushedAtOnce) {
   ASSERT_TRUE(keeper.active());
   EXPECT_FALSE(readable_within(keeper.notify_handle(), 20ms));
   ASSERT_TRUE(admin().command({"CLIENT", "KILL", "TYPE", "pubsub"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_TRUE(keeper.lost());
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
   keeper.stop();
