@@ -216,15 +216,16 @@ TEST(FileStoreKill, ProducerKilledMidWriteLeavesNoPartialMessage) {
   TempDir dir;
   FileStore store(dir.path());
   store.prepare();
-  Subprocess child = Subprocess::fork([&](Channel& parent) {
-    FileStore s(dir.path());
-    FileStore::Writer w = s.create("victim");
-    w.write(std::string(10000, 'x'));
-    if (!parent.send('w')) return 2;
-    ::pause();  // killed here, mid-message
-    w.commit();
-    return 0;
-  });
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                    FileStore s(dir.path());
+                    FileStore::Writer w = s.create("victim");
+                    w.write(std::string(10000, 'x'));
+                    if (!parent.send('w')) return 2;
+                    ::pause();  // killed here, mid-message
+                    w.commit();
+                    return 0;
+                  }));
   const auto written = child.receive();
   ASSERT_TRUE(written.has_value());
   ASSERT_EQ(*written, 'w');
@@ -244,13 +245,14 @@ TEST(FileStoreKill, ProducerKilledAtRandomLeavesOnlyCompleteMessages) {
     TempDir dir;
     FileStore store(dir.path(), 0644, /*sync=*/false);
     store.prepare();
-    Subprocess child = Subprocess::fork([&](Channel& parent) {
-      FileStore s(dir.path(), 0644, false);
-      for (int seq = 0;; ++seq) {
-        produce(s, 0, seq);
-        if (seq == 20 + round * 7 && !parent.send('n')) return 2;
-      }
-    });
+    Subprocess child;
+    ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                      FileStore s(dir.path(), 0644, false);
+                      for (int seq = 0;; ++seq) {
+                        produce(s, 0, seq);
+                        if (seq == 20 + round * 7 && !parent.send('n')) return 2;
+                      }
+                    }));
     ASSERT_EQ(child.receive(), 'n');
     const auto status = child.kill(SIGKILL);
     EXPECT_EQ(status, -SIGKILL) << status.value_or(-1000);

@@ -205,6 +205,7 @@ TEST(LinkLockUnit, StateForEachCase) {
   // A dead process on our host: stale.
   const pid_t dead = locksmith::test::dead_pid();
   ASSERT_GT(dead, 0);
+  ASSERT_NE(::kill(dead, 0), 0);  // reaped: no such process
   const auto place = [&](const std::string& h, const std::string& pid, long long mtime) {
     write_file(path, path.string() + "|" + h + "|" + pid + "|42");
     ASSERT_TRUE(lt::set_mtime(path, mtime));

@@ -185,12 +185,15 @@ TYPED_TEST(StaleProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
 // A holder killed but not yet reaped is a zombie: its pid exists, yet it will never release.
 TYPED_TEST(StaleProcesses, ZombieHolderIsGone) {
   TempDir dir;
-  Subprocess child = Subprocess::fork([&](Channel& parent) {
-    TypeParam lock(dir / "f");
-    parent.send(lock.try_lock_for(locksmith::test::kWaitLimit) ? 'y' : 'n');
-    return 0;  // no release: the lock stays behind
-  });
-  ASSERT_EQ(child.receive(), 'y');
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                    TypeParam lock(dir / "f");
+                    parent.send(lock.try_lock_for(locksmith::test::kWaitLimit) ? 'y' : 'n');
+                    return 0;  // no release: the lock stays behind
+                  }));
+  const auto ok = child.receive();
+  ASSERT_TRUE(ok.has_value()) << "the child said nothing";
+  ASSERT_EQ(*ok, 'y');
   // The child has said it holds the lock and then exits; it stays a zombie until wait_exit below.
   siginfo_t info{};
   ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(child.pid()), &info, WEXITED | WNOWAIT), 0);
