@@ -389,12 +389,9 @@ void Subprocess::cleanup() noexcept {
   io_.close_out();
   if (pid_ > 0 && !reaped_) {
     ::kill(pid_, SIGKILL);
-    // SIGKILL cannot be caught, but a child in uninterruptible sleep (D state) stays until its
-    // I/O ends; still reap it, as an unreaped child would outlive the test as a zombie.
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
+    // SIGKILL cannot be caught, but a child in uninterruptible sleep (D state) ends only when its
+    // I/O does: the reap is bounded too (a child still there then is left to init as a zombie).
+    (void)wait_exit(kWaitLimit);
   }
   pid_ = -1;
 }
