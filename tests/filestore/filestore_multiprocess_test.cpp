@@ -18,12 +18,15 @@
 
 #include "fs_util.hpp"
 #include "locksmith/filestore.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using locksmith::FileStore;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 using locksmith::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -64,7 +67,7 @@ int consume(const fs::path& root, const fs::path& report, int done_fd, bool brok
   FileStore store(root);
   const std::string me = "consumer-" + std::to_string(::getpid());
   std::ofstream out(report);
-  const auto deadline = std::chrono::steady_clock::now() + fstest::kWait;
+  const auto deadline = std::chrono::steady_clock::now() + locksmith::test::kWaitLimit;
   while (std::chrono::steady_clock::now() < deadline) {
     // Completion is checked before the scan: an empty scan after it means all were claimed.
     const bool done = wait_done(done_fd, 0);
@@ -100,16 +103,16 @@ Outcome exchange(const fs::path& root, const fs::path& reports, int producers, i
   store.prepare();
   int pipefd[2];
   EXPECT_EQ(::pipe(pipefd), 0);
-  std::vector<pid_t> pids;
+  std::vector<Subprocess> kids;
   for (int c = 0; c < consumers; ++c) {
     const fs::path report = reports / ("consumer-" + std::to_string(c) + ".txt");
-    pids.push_back(fstest::fork_child([&, report] {
+    kids.push_back(Subprocess::fork([&, report](Channel&) {
       ::close(pipefd[1]);
       return consume(root, report, pipefd[0], broken_claim);
     }));
   }
   for (int p = 0; p < producers; ++p) {
-    pids.push_back(fstest::fork_child([&, p] {
+    kids.push_back(Subprocess::fork([&, p](Channel&) {
       ::close(pipefd[0]);
       FileStore s(root);
       for (int seq = 0; seq < messages; ++seq) produce(s, p, seq);
@@ -119,8 +122,8 @@ Outcome exchange(const fs::path& root, const fs::path& reports, int producers, i
   ::close(pipefd[1]);
   ::close(pipefd[0]);
   Outcome o;
-  for (pid_t pid : pids) {
-    if (!fstest::exited_ok(fstest::wait_child(pid))) ++o.failed_children;
+  for (Subprocess& kid : kids) {
+    if (kid.wait_exit() != 0) ++o.failed_children;
   }
   std::map<std::string, int> claimed_names;
   std::map<std::pair<int, int>, int> claimed_ids;
@@ -213,27 +216,21 @@ TEST(FileStoreKill, ProducerKilledMidWriteLeavesNoPartialMessage) {
   TempDir dir;
   FileStore store(dir.path());
   store.prepare();
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const pid_t pid = fstest::fork_child([&] {
-    ::close(ready[0]);
-    FileStore s(dir.path());
-    FileStore::Writer w = s.create("victim");
-    w.write(std::string(10000, 'x'));
-    if (::write(ready[1], "w", 1) != 1) return 2;
-    ::pause();  // killed here, mid-message
-    w.commit();
-    return 0;
-  });
-  ::close(ready[1]);
-  pollfd p{ready[0], POLLIN, 0};
-  ASSERT_EQ(::poll(&p, 1, static_cast<int>(fstest::kWait.count())), 1);
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  ::kill(pid, SIGKILL);
-  const int status = fstest::wait_child(pid);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                    FileStore s(dir.path());
+                    FileStore::Writer w = s.create("victim");
+                    w.write(std::string(10000, 'x'));
+                    if (!parent.send('w')) return 2;
+                    ::pause();  // killed here, mid-message
+                    w.commit();
+                    return 0;
+                  }));
+  const auto written = child.receive();
+  ASSERT_TRUE(written.has_value());
+  ASSERT_EQ(*written, 'w');
+  const auto status = child.kill(SIGKILL);
+  EXPECT_EQ(status, -SIGKILL) << status.value_or(-1000);
   EXPECT_EQ(fstest::names_in(dir / "tmp"), std::vector<std::string>{"victim"});
   EXPECT_TRUE(fstest::names_in(dir / "new").empty());
   EXPECT_TRUE(fstest::names_in(dir / "cur").empty());
@@ -248,23 +245,17 @@ TEST(FileStoreKill, ProducerKilledAtRandomLeavesOnlyCompleteMessages) {
     TempDir dir;
     FileStore store(dir.path(), 0644, /*sync=*/false);
     store.prepare();
-    int progress[2];
-    ASSERT_EQ(::pipe(progress), 0);
-    const pid_t pid = fstest::fork_child([&] {
-      ::close(progress[0]);
-      FileStore s(dir.path(), 0644, false);
-      for (int seq = 0;; ++seq) {
-        produce(s, 0, seq);
-        if (seq == 20 + round * 7 && ::write(progress[1], "n", 1) != 1) return 2;
-      }
-    });
-    ::close(progress[1]);
-    pollfd p{progress[0], POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, static_cast<int>(fstest::kWait.count())), 1);
-    ::kill(pid, SIGKILL);
-    ::close(progress[0]);
-    const int status = fstest::wait_child(pid);
-    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+    Subprocess child;
+    ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                      FileStore s(dir.path(), 0644, false);
+                      for (int seq = 0;; ++seq) {
+                        produce(s, 0, seq);
+                        if (seq == 20 + round * 7 && !parent.send('n')) return 2;
+                      }
+                    }));
+    ASSERT_EQ(child.receive(), 'n');
+    const auto status = child.kill(SIGKILL);
+    EXPECT_EQ(status, -SIGKILL) << status.value_or(-1000);
     const auto published = store.list("new");
     EXPECT_GE(published.size(), static_cast<std::size_t>(21 + round * 7));
     for (const auto& m : published) {

@@ -10,12 +10,15 @@
 #include "fs_util.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/filestore.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using locksmith::FileStore;
 using locksmith::LockError;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 using locksmith::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -288,7 +291,7 @@ TEST(FileStore, ReadOnlyDirectoryIsAClearError) {
   fs::permissions(dir / "s" / "tmp", fs::perms(0555));
   fs::permissions(dir / "s" / "new", fs::perms(0555));
   fs::permissions(dir / "s" / "cur", fs::perms(0555));
-  const pid_t pid = fstest::fork_child([&] {
+  Subprocess child = Subprocess::fork([&](Channel&) {
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 10;
     FileStore s(dir / "s");
     std::error_code ec;
@@ -309,8 +312,8 @@ TEST(FileStore, ReadOnlyDirectoryIsAClearError) {
     if (s.read("m", "new") != "x") return 17;  // reading still works
     return 0;
   });
-  const int status = fstest::wait_child(pid);
-  EXPECT_TRUE(fstest::exited_ok(status)) << "child status " << status;
+  const auto status = child.wait_exit();
+  EXPECT_EQ(status, 0) << "child status " << status.value_or(-1000);
   EXPECT_EQ(fstest::names_in(dir / "s" / "new"), std::vector<std::string>{"m"});
   fs::permissions(dir / "s" / "tmp", fs::perms(0755));
   fs::permissions(dir / "s" / "new", fs::perms(0755));

@@ -1,14 +1,8 @@
 #include "fs_util.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
-#include <stdexcept>
-#include <thread>
 
 namespace fstest {
 namespace {
@@ -73,40 +67,6 @@ std::optional<MessageId> check_message(const std::string& content) {
   if (body != message_body(id.producer, id.seq)) return std::nullopt;
   return id;
 }
-
-pid_t fork_child(const std::function<int()>& fn) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    int rc = 125;
-    try {
-      rc = fn();
-    } catch (...) {
-    }
-    std::fflush(nullptr);
-    ::_exit(rc);
-  }
-  return pid;
-}
-
-int wait_child(pid_t pid, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) return -1;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(1ms);  // polling the child's exit only
-  }
-}
-
-bool exited_ok(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
 std::vector<std::string> names_in(const std::filesystem::path& dir) {
   std::vector<std::string> out;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "locksmith/file_lock.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace locksmith::harness {
@@ -16,8 +17,7 @@ namespace {
 
 int stress(const std::string& args) {
   const std::string cmd = std::string(LOCKSMITH_BINARY) + " stress -q " + args + " 2>/dev/null";
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return test::shell_status(test::run_shell(cmd).exit);
 }
 
 TEST(StressExitStatus, CleanViolationUsageAndNoEvidence) {

@@ -10,6 +10,7 @@
 #include <regex>
 #include <string>
 
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace locksmith::harness {
@@ -24,14 +25,10 @@ struct Output {
 // (status 124) instead of hanging it.
 Output locksmith(const std::string& args) {
   const std::string cmd = "timeout 20 " + std::string(LOCKSMITH_BINARY) + " " + args + " 2>&1";
+  const test::Completed done = test::run_shell(cmd);
   Output o;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.text.append(buf.data(), n);
-  const int status = ::pclose(p);
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  o.text = done.out;
+  o.status = test::shell_status(done.exit);
   return o;
 }
 

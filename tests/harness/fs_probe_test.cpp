@@ -11,7 +11,6 @@
 #include <linux/loop.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -37,9 +36,8 @@
 #include "locksmith/harness/fs_probe.hpp"
 #include "locksmith/harness/probe.hpp"
 #include "locksmith/unique_fd.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
-
-extern char** environ;
 
 namespace locksmith::harness {
 namespace {
@@ -98,32 +96,19 @@ class Mount {
 };
 
 // Runs a command with its output discarded; its exit status, 127 if it could not be started.
-// The wait is bounded: the command is killed after `timeout`.
-int run_command(std::vector<std::string> args, std::chrono::seconds timeout) {
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return 127;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return 124;
-    }
-    timespec nap{0, 5000000};
-    ::nanosleep(&nap, nullptr);
+// The wait is bounded: the command is killed after `timeout` (124 then).
+int run_command(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  locksmith::test::SpawnOptions o;
+  o.out = locksmith::test::Stdio::null;
+  o.err = locksmith::test::Stdio::null;
+  o.search_path = true;
+  try {
+    const auto done = locksmith::test::run(args, o, timeout);
+    if (!done.exit) return 124;
+    return *done.exit >= 0 ? *done.exit : 128;
+  } catch (const std::system_error&) {
+    return 127;
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 std::string find_mkfs_ext4() {

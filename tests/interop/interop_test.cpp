@@ -5,17 +5,13 @@
 // /usr/bin/python3 (portalocker, or fcntl.lockf for POSIX record locks). This driver only
 // orchestrates them through pipes: a peer prints one result line (LOCKED / BUSY / ERROR), holds
 // what it got, and obeys "release" / "exit" on stdin. Every read and every wait for a child is
-// bounded by kIoTimeout; a peer still running when its test ends is SIGKILLed and reaped.
+// bounded by test::kWaitLimit; a peer still running when its test ends is SIGKILLed and reaped.
 //
 // A missing python3-portalocker makes the tests fail (never skip) with a message naming the
 // Debian package: CI installs it.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -32,18 +29,15 @@
 #include <thread>
 #include <vector>
 
+#include "subprocess.hpp"
 #include "test_support.hpp"
-
-extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-// Only bounds to catch hangs; no test waits this long when things work.
-constexpr auto kIoTimeout = std::chrono::seconds(20);
-// What a "waiter" peer is told to wait (seconds). Longer than kIoTimeout on purpose: a waiter that
+// What a "waiter" peer is told to wait (seconds). Longer than kWaitLimit on purpose: a waiter that
 // is not woken by the holder's release would only get the lock (or give up) at its own deadline,
 // and then the driver's bounded read fails first instead of the test passing slowly.
 constexpr const char* kWaiterWait = "60";
@@ -74,115 +68,33 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-void throw_errno(const char* what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-// A child process with its stdin and stdout on pipes and its stderr in a file.
+// A peer process (test::Subprocess) with its stdin and stdout on pipes and its stderr in a file;
+// what it says is checked with its stderr attached, so that a failed comparison explains itself.
 class Peer {
  public:
   Peer(std::vector<std::string> argv, fs::path stderr_file)
       : argv_(std::move(argv)), stderr_file_(std::move(stderr_file)) {
-    // Writing to a peer that died must fail with EPIPE, not kill the test binary.
-    ::signal(SIGPIPE, SIG_IGN);
-    int in[2];
-    int out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) throw_errno("pipe2");
-    if (::pipe2(out, O_CLOEXEC) != 0) throw_errno("pipe2");
-    const int err_fd = ::open(stderr_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (err_fd < 0) throw_errno("open stderr file");
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigset_t defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    std::vector<char*> args;
-    for (auto& a : argv_) args.push_back(a.data());
-    args.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    ::close(in[0]);
-    ::close(out[1]);
-    ::close(err_fd);
-    to_child_ = in[1];
-    from_child_ = out[0];
-    if (rc != 0) {
-      pid_ = -1;
-      close_fds();
-      throw std::system_error(rc, std::generic_category(), "posix_spawn " + argv_[0]);
-    }
+    locksmith::test::SpawnOptions o;
+    o.err = locksmith::test::Stdio::file;
+    o.stderr_file = stderr_file_.string();
+    proc_ = locksmith::test::Subprocess::spawn(argv_, o);
   }
 
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
 
-  ~Peer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-    close_fds();
-  }
-
   // The next line the peer prints; on timeout or end of output, a description starting with '<'
-  // that includes the peer's stderr, so that a failed comparison explains itself.
+  // that includes the peer's stderr.
   std::string read_line() {
-    const auto deadline = Clock::now() + kIoTimeout;
-    for (;;) {
-      if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        return line;
-      }
-      if (from_child_ < 0) return describe("<no more output>");
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return describe("<timed out waiting for a line>");
-      pollfd pfd{from_child_, POLLIN, 0};
-      const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
-      if (ready < 0 && errno != EINTR) throw_errno("poll");
-      if (ready <= 0) continue;
-      char chunk[512];
-      const ssize_t n = ::read(from_child_, chunk, sizeof chunk);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("read");
-      }
-      if (n == 0) {
-        ::close(from_child_);
-        from_child_ = -1;
-        if (!buffer_.empty()) {
-          std::string rest = std::move(buffer_);
-          buffer_.clear();
-          return rest;
-        }
-        return describe("<end of output>");
-      }
-      buffer_.append(chunk, static_cast<std::size_t>(n));
-    }
+    if (auto line = proc_.read_line()) return *line;
+    if (!proc_.channel().at_end()) return describe("<timed out waiting for a line>");
+    // A last line without '\n' before the end of output still counts.
+    if (std::string rest = proc_.read_all(std::chrono::milliseconds(0)); !rest.empty()) return rest;
+    return describe("<end of output>");
   }
 
   // Sends one command line; false when the peer is gone.
-  bool send(std::string_view line) {
-    if (to_child_ < 0) return false;
-    std::string out = std::string(line) + "\n";
-    const ssize_t n = ::write(to_child_, out.data(), out.size());
-    return n == static_cast<ssize_t>(out.size());
-  }
+  bool send(std::string_view line) { return proc_.send(line); }
 
   // Asks the peer to release and returns its answer ("RELEASED" when all went well).
   std::string release() {
@@ -194,18 +106,15 @@ class Peer {
   // Returns the exit status, 128+N for signal N, or -1 when it did not exit in time (it is then
   // killed). Output the peer printed after the last read_line() is discarded.
   int finish() {
-    if (to_child_ >= 0) {
-      ::close(to_child_);
-      to_child_ = -1;
-    }
+    proc_.close_stdin();
     return wait_exit();
   }
 
   // SIGKILLs the peer (the OS then drops whatever it held) and reaps it.
   int kill_now() {
-    if (pid_ <= 0) return -1;  // never kill(-1, ...): that would signal every process
-    ::kill(pid_, SIGKILL);
-    return wait_exit();
+    if (!proc_.running()) return -1;
+    exit_ = proc_.kill(SIGKILL);
+    return status_of(exit_);
   }
 
   std::string stderr_text() const { return read_file(stderr_file_); }
@@ -217,60 +126,26 @@ class Peer {
     return what + " from [" + cmd + " ] stderr: " + stderr_text();
   }
 
-  int wait_exit() {
-    if (pid_ <= 0) return -1;
-    const auto deadline = Clock::now() + kIoTimeout;
-    int status = 0;
-#ifdef SYS_pidfd_open
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd >= 0) {
-      for (;;) {
-        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
-        if (left.count() <= 0) break;
-        pollfd pfd{pidfd, POLLIN, 0};
-        const int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
-        if (ready > 0) break;
-        if (ready < 0 && errno != EINTR) break;
-      }
-      ::close(pidfd);
-    }
-#endif
-    for (;;) {
-      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) break;
-      if (r < 0 && errno != EINTR) {
-        pid_ = -1;  // not our child any more (ECHILD): never signal that pid again
-        return -1;
-      }
-      if (Clock::now() >= deadline) {
-        ADD_FAILURE() << "peer did not exit within the bound; killing it." << describe(" ");
-        ::kill(pid_, SIGKILL);
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return -1;
-      }
-      // Only reached without pidfd support (or after a spurious wake-up).
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    pid_ = -1;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -1;
+  static int status_of(const std::optional<int>& exit) {
+    if (!exit) return -1;
+    return *exit >= 0 ? *exit : 128 - *exit;
   }
 
-  void close_fds() {
-    if (to_child_ >= 0) ::close(to_child_);
-    if (from_child_ >= 0) ::close(from_child_);
-    to_child_ = from_child_ = -1;
+  int wait_exit() {
+    if (!proc_.running()) return status_of(exit_);
+    exit_ = proc_.wait_exit();
+    if (!exit_) {
+      ADD_FAILURE() << "peer did not exit within the bound; killing it." << describe(" ");
+      proc_.kill(SIGKILL);
+      return -1;
+    }
+    return status_of(exit_);
   }
 
   std::vector<std::string> argv_;
   fs::path stderr_file_;
-  pid_t pid_ = -1;
-  int to_child_ = -1;
-  int from_child_ = -1;
-  std::string buffer_;
+  locksmith::test::Subprocess proc_;
+  std::optional<int> exit_;
 };
 
 using PeerPtr = std::unique_ptr<Peer>;

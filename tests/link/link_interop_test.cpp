@@ -15,6 +15,7 @@
 
 #include "link_test_util.hpp"
 #include "locksmith/link_lock.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -29,6 +30,8 @@ using locksmith::LinkLockOptions;
 using locksmith::LinkState;
 using locksmith::test::TempDir;
 namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 constexpr const char* kPython = LOCKSMITH_LINK_PYTHON;
 constexpr const char* kPeer = LOCKSMITH_LINK_PY_PEER;
@@ -47,8 +50,9 @@ struct PyHolder {
 };
 
 // Starts a Python holder of `path`; fails the test unless it reports LOCKED.
-void start_py_holder(lt::Child& py, const fs::path& path, int lifetime, PyHolder& out) {
-  ASSERT_TRUE(py.spawn({kPython, kPeer, "hold", path.string(), std::to_string(lifetime)}));
+void start_py_holder(Subprocess& py, const fs::path& path, int lifetime, PyHolder& out) {
+  ASSERT_NO_THROW(
+      py = Subprocess::spawn({kPython, kPeer, "hold", path.string(), std::to_string(lifetime)}));
   const std::string line = py.read_line().value_or("(no answer)");
   const auto w = words(line);
   ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED")
@@ -57,8 +61,8 @@ void start_py_holder(lt::Child& py, const fs::path& path, int lifetime, PyHolder
 }
 
 TEST(LinkLockInterop, HostnameIsPythonsGetfqdn) {
-  lt::Child py;
-  ASSERT_TRUE(py.spawn({kPython, kPeer, "info"}));
+  Subprocess py;
+  ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, "info"}));
   const std::string line = py.read_line().value_or("");
   ASSERT_EQ(line.rfind("INFO ", 0), 0u) << line;
   EXPECT_EQ(locksmith::link_lock_hostname(), line.substr(5));
@@ -67,7 +71,7 @@ TEST(LinkLockInterop, HostnameIsPythonsGetfqdn) {
 TEST(LinkLockInterop, PythonHoldsCppTimesOutAndReadsItsClaim) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child py;
+  Subprocess py;
   PyHolder h;
   ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 15, h));
   EXPECT_EQ(h.pid, static_cast<long>(py.pid()));
@@ -96,17 +100,17 @@ TEST(LinkLockInterop, PythonHoldsCppTimesOutAndReadsItsClaim) {
 TEST(LinkLockInterop, CppWaiterWakesWhenPythonReleases) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child py;
+  Subprocess py;
   PyHolder h;
   ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 15, h));
-  lt::Child waiter;
-  ASSERT_TRUE(waiter.fork_fn([&](int, int out) {
-    LinkLock lock(path);
-    lt::child_write(out, "WAITING");
-    const bool got = lock.try_lock_for(15s);
-    lt::child_write(out, got ? "GOT" : "TIMEOUT");
-    return 0;
-  }));
+  Subprocess waiter;
+  ASSERT_NO_THROW(waiter = Subprocess::fork([&](Channel& parent) {
+                    LinkLock lock(path);
+                    parent.send("WAITING");
+                    const bool got = lock.try_lock_for(15s);
+                    parent.send(got ? "GOT" : "TIMEOUT");
+                    return 0;
+                  }));
   ASSERT_EQ(waiter.read_line().value_or(""), "WAITING");
   EXPECT_FALSE(waiter.read_line(200ms).has_value());  // still waiting while Python holds
   ASSERT_TRUE(py.send("release"));
@@ -119,8 +123,8 @@ TEST(LinkLockInterop, CppHoldsPythonTimesOutAndReadsOurClaim) {
   const fs::path path = dir / "res.lock";
   LinkLock lock(path);
   lock.lock();
-  lt::Child py;
-  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "0.5", "15"}));
+  Subprocess py;
+  ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, "try", path.string(), "0.5", "15"}));
   EXPECT_EQ(py.read_line().value_or(""), "TIMEOUT");
   const auto details = words(py.read_line().value_or(""));
   ASSERT_EQ(details.size(), 4u);
@@ -144,8 +148,8 @@ TEST(LinkLockInterop, PythonBreaksOurExpiredLock) {
   lock.lock();
   const std::string our_claim = lock.claim_path();
   ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));  // expired beyond flufl's 10 s slop
-  lt::Child py;
-  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
+  Subprocess py;
+  ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
   const auto w = words(py.read_line().value_or(""));
   ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED");
   EXPECT_EQ(lt::read_file(path), w[3]);
@@ -163,7 +167,7 @@ TEST(LinkLockInterop, PythonBreaksOurExpiredLock) {
 TEST(LinkLockInterop, CppBreaksPythonsExpiredLock) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child py;
+  Subprocess py;
   PyHolder h;
   ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 1, h));
   ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));
@@ -186,20 +190,20 @@ TEST(LinkLockInterop, PythonBreaksOurCrashedLockAtPathWithSeparator) {
   TempDir dir;
   fs::create_directory(dir / "d|ir");
   const fs::path path = dir / "d|ir" / "re|s.lock";
-  lt::Child holder;
-  ASSERT_TRUE(holder.fork_fn([&](int, int out) {
-    LinkLock lock(path);
-    if (!lock.try_lock()) return 2;
-    lt::child_write(out, "LOCKED " + lock.claim_path());
-    ::_exit(0);  // a crash: no release, no destructor
-  }));
+  Subprocess holder;
+  ASSERT_NO_THROW(holder = Subprocess::fork([&](Channel& parent) {
+                    LinkLock lock(path);
+                    if (!lock.try_lock()) return 2;
+                    parent.send("LOCKED " + lock.claim_path());
+                    ::_exit(0);  // a crash: no release, no destructor
+                  }));
   const auto line = holder.read_line().value_or("");
   ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
   const std::string dead_claim = line.substr(7);
-  ASSERT_TRUE(holder.wait().has_value());
+  ASSERT_TRUE(holder.wait_exit().has_value());
   ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 60));  // expired beyond flufl's 10 s slop
-  lt::Child py;
-  ASSERT_TRUE(py.spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
+  Subprocess py;
+  ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, "try", path.string(), "10", "15"}));
   const auto w = words(py.read_line().value_or(""));
   ASSERT_TRUE(w.size() == 4 && w[0] == "LOCKED") << "flufl did not break it";
   EXPECT_EQ(lt::read_file(path), w[3]);
@@ -213,10 +217,10 @@ TEST(LinkLockInterop, CppBreaksPythonsCrashedLockAtPathWithSeparator) {
   TempDir dir;
   fs::create_directory(dir / "d|ir");
   const fs::path path = dir / "d|ir" / "re|s.lock";
-  lt::Child py;
+  Subprocess py;
   PyHolder h;
   ASSERT_NO_FATAL_FAILURE(start_py_holder(py, path, 1, h));
-  py.kill_and_reap();  // a crash: the lock and its claim stay
+  py.kill(SIGKILL);  // a crash: the lock and its claim stay
   ASSERT_TRUE(fs::exists(h.claim));
   LinkLock lock(path);
   const auto d = lock.details();

@@ -17,6 +17,7 @@
 
 #include "link_test_util.hpp"
 #include "locksmith/link_lock.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -30,6 +31,8 @@ using locksmith::LinkLockOptions;
 using locksmith::LockMode;
 using locksmith::test::TempDir;
 namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 // Anonymous shared memory, visible to forked children.
 struct Shared {
@@ -54,15 +57,15 @@ TEST(LinkLockMultiprocess, ExcludesBetweenProcesses) {
   ASSERT_NE(shared, nullptr);
   constexpr int kProcs = 3;
   constexpr int kIters = 300;
-  std::vector<std::unique_ptr<lt::Child>> kids;
+  std::vector<std::unique_ptr<Subprocess>> kids;
   for (int i = 0; i < kProcs; ++i) {
-    kids.push_back(std::make_unique<lt::Child>());
-    ASSERT_TRUE(kids.back()->fork_fn([&](int in, int out) {
+    kids.push_back(std::make_unique<Subprocess>());
+    ASSERT_NO_THROW(*kids.back() = Subprocess::fork([&](Channel& parent) {
       LinkLockOptions opts;
       opts.backoff_max = 5ms;
       LinkLock lock(path, opts);
-      lt::child_write(out, "READY");
-      if (lt::child_read(in) != "go") return 3;  // start together
+      parent.send("READY");
+      if (parent.read_line().value_or("") != "go") return 3;  // start together
       for (int n = 0; n < kIters; ++n) {
         // Many release/link races happen here: link() EEXIST, then the lock file vanishes before
         // stat(). Any error surfacing from them is counted.
@@ -93,9 +96,9 @@ TEST(LinkLockMultiprocess, ExcludesBetweenProcesses) {
   for (auto& k : kids) ASSERT_EQ(k->read_line().value_or(""), "READY");
   for (auto& k : kids) ASSERT_TRUE(k->send("go"));
   for (auto& k : kids) {
-    const auto st = k->wait(30s);
+    const auto st = k->wait_exit(30s);
     ASSERT_TRUE(st.has_value());
-    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+    EXPECT_TRUE(*st == 0);
   }
   EXPECT_EQ(shared->errors.load(), 0);
   EXPECT_EQ(shared->max_occupancy.load(), 1);
@@ -116,21 +119,22 @@ TEST(LinkLockMultiprocess, ExcludesBetweenProcesses) {
 TEST(LinkLockMultiprocess, ReleaseRacingLinkAndStatIsNotAnError) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child churner;
-  ASSERT_TRUE(churner.fork_fn([&](int in, int out) {
-    LinkLock lock(path);
-    lt::child_write(out, "READY");
-    struct pollfd pfd {};
-    pfd.fd = in;
-    pfd.events = POLLIN;
-    const auto until = Clock::now() + 20s;
-    int errors = 0;
-    while (::poll(&pfd, 1, 0) == 0 && Clock::now() < until) {
-      if (lock.acquire(LockMode::exclusive, Clock::now() + 5s) || lock.release()) ++errors;
-    }
-    lt::child_write(out, "ERRORS " + std::to_string(errors));
-    return 0;
-  }));
+  Subprocess churner;
+  ASSERT_NO_THROW(churner = Subprocess::fork([&](Channel& parent) {
+                    LinkLock lock(path);
+                    parent.send("READY");
+                    struct pollfd pfd {};
+                    pfd.fd = parent.in_fd();
+                    pfd.events = POLLIN;
+                    const auto until = Clock::now() + 20s;
+                    int errors = 0;
+                    while (::poll(&pfd, 1, 0) == 0 && Clock::now() < until) {
+                      if (lock.acquire(LockMode::exclusive, Clock::now() + 5s) || lock.release())
+                        ++errors;
+                    }
+                    parent.send("ERRORS " + std::to_string(errors));
+                    return 0;
+                  }));
   ASSERT_EQ(churner.read_line().value_or(""), "READY");
   LinkLock lock(path);
   int got = 0;
@@ -153,19 +157,19 @@ TEST(LinkLockMultiprocess, ReleaseRacingLinkAndStatIsNotAnError) {
 
 // A child that takes the lock (lifetime `lifetime`), reports "LOCKED <claim>", then obeys
 // "refresh" (reports OK/FAIL), "release" (reports the release result) or just sits.
-int holder_role(const fs::path& path, std::chrono::seconds lifetime, int in, int out) {
+int holder_role(const fs::path& path, std::chrono::seconds lifetime, Channel& parent) {
   LinkLockOptions opts;
   opts.lifetime = lifetime;
   LinkLock lock(path, opts);
   if (!lock.try_lock_for(10s)) return 2;
-  lt::child_write(out, "LOCKED " + lock.claim_path());
+  parent.send("LOCKED " + lock.claim_path());
   for (;;) {
-    const std::string cmd = lt::child_read(in, 30s);
+    const std::string cmd = parent.read_line(30s).value_or("");
     if (cmd == "refresh") {
-      lt::child_write(out, lock.refresh() ? "FAIL" : "OK");
+      parent.send(lock.refresh() ? "FAIL" : "OK");
     } else if (cmd == "release") {
       const std::error_code ec = lock.release();
-      lt::child_write(out, ec ? ec.message() : "RELEASED");
+      parent.send(ec ? ec.message() : "RELEASED");
     } else {
       return 0;
     }
@@ -175,14 +179,15 @@ int holder_role(const fs::path& path, std::chrono::seconds lifetime, int in, int
 TEST(LinkLockMultiprocess, DeadHoldersLockIsBrokenAfterExpiryPlusSlop) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child holder;
-  ASSERT_TRUE(holder.fork_fn([&](int in, int out) { return holder_role(path, 1s, in, out); }));
+  Subprocess holder;
+  ASSERT_NO_THROW(
+      holder = Subprocess::fork([&](Channel& parent) { return holder_role(path, 1s, parent); }));
   const auto line = holder.read_line().value_or("");
   ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
   const std::string dead_claim = line.substr(7);
   const long long expiry = lt::stat_of(path).st_mtim.tv_sec;
   ::kill(holder.pid(), SIGKILL);
-  ASSERT_TRUE(holder.wait().has_value());
+  ASSERT_TRUE(holder.wait_exit().has_value());
   EXPECT_TRUE(fs::exists(path));  // nothing is released by the OS
 
   LinkLockOptions opts;
@@ -203,14 +208,15 @@ TEST(LinkLockMultiprocess, DeadHoldersLockAtPathWithSeparatorIsBroken) {
   TempDir dir;
   fs::create_directory(dir / "d|ir");
   const fs::path path = dir / "d|ir" / "re|s.lock";
-  lt::Child holder;
-  ASSERT_TRUE(holder.fork_fn([&](int in, int out) { return holder_role(path, 1s, in, out); }));
+  Subprocess holder;
+  ASSERT_NO_THROW(
+      holder = Subprocess::fork([&](Channel& parent) { return holder_role(path, 1s, parent); }));
   const auto line = holder.read_line().value_or("");
   ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
   const std::string dead_claim = line.substr(7);
   const long long expiry = lt::stat_of(path).st_mtim.tv_sec;
   ::kill(holder.pid(), SIGKILL);
-  ASSERT_TRUE(holder.wait().has_value());
+  ASSERT_TRUE(holder.wait_exit().has_value());
 
   LinkLockOptions opts;
   opts.clock_slop = 1s;
@@ -226,25 +232,28 @@ TEST(LinkLockMultiprocess, DeadHoldersLockAtPathWithSeparatorIsBroken) {
 TEST(LinkLockMultiprocess, RefreshingHolderIsNeverBroken) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child holder;
-  ASSERT_TRUE(holder.fork_fn([&](int in, int out) { return holder_role(path, 1s, in, out); }));
+  Subprocess holder;
+  ASSERT_NO_THROW(
+      holder = Subprocess::fork([&](Channel& parent) { return holder_role(path, 1s, parent); }));
   const auto line = holder.read_line().value_or("");
   ASSERT_EQ(line.rfind("LOCKED ", 0), 0u) << line;
   const std::string claim = line.substr(7);
 
   // The waiter waits well past lifetime + slop in another process while the holder refreshes.
-  lt::Child waiter;
-  ASSERT_TRUE(waiter.fork_fn([&](int, int out) {
-    LinkLockOptions opts;
-    opts.clock_slop = 1s;
-    LinkLock lock(path, opts);
-    const auto t0 = Clock::now();
-    const std::error_code ec = lock.acquire(LockMode::exclusive, Clock::now() + 3500ms);
-    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-    lt::child_write(out, (ec == make_error_code(errc::timeout) ? "TIMEOUT " : "GOT ") +
-                             std::to_string(waited.count()));
-    return 0;
-  }));
+  Subprocess waiter;
+  ASSERT_NO_THROW(waiter = Subprocess::fork([&](Channel& parent) {
+                    LinkLockOptions opts;
+                    opts.clock_slop = 1s;
+                    LinkLock lock(path, opts);
+                    const auto t0 = Clock::now();
+                    const std::error_code ec =
+                        lock.acquire(LockMode::exclusive, Clock::now() + 3500ms);
+                    const auto waited =
+                        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+                    parent.send((ec == make_error_code(errc::timeout) ? "TIMEOUT " : "GOT ") +
+                                std::to_string(waited.count()));
+                    return 0;
+                  }));
   std::string result;
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(holder.send("refresh"));
@@ -265,8 +274,9 @@ TEST(LinkLockMultiprocess, RefreshingHolderIsNeverBroken) {
 TEST(LinkLockMultiprocess, LiveButExpiredHolderIsBrokenAndLearnsItOnRelease) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child holder;
-  ASSERT_TRUE(holder.fork_fn([&](int in, int out) { return holder_role(path, 1s, in, out); }));
+  Subprocess holder;
+  ASSERT_NO_THROW(
+      holder = Subprocess::fork([&](Channel& parent) { return holder_role(path, 1s, parent); }));
   ASSERT_EQ(holder.read_line().value_or("").rfind("LOCKED ", 0), 0u);
   const long long expiry = lt::stat_of(path).st_mtim.tv_sec;
   LinkLockOptions opts;
@@ -290,23 +300,23 @@ TEST(LinkLockMultiprocess, ForkedChildDoesNotReleaseTheParentsLock) {
   LinkLock lock(path);
   lock.lock();
   const std::string claim = lock.claim_path();
-  lt::Child child;
-  ASSERT_TRUE(child.fork_fn([&](int, int out) {
-    const bool not_locked = lock.release() == make_error_code(errc::not_locked);
-    // A fresh claim with the child's pid, and the lock is busy (held by the parent).
-    const bool busy = !lock.try_lock();
-    const bool fresh =
-        lock.claim_path() != claim &&
-        lock.claim_path().find("|" + std::to_string(::getpid()) + "|") != std::string::npos;
-    lt::child_write(out,
-                    std::string(not_locked ? "1" : "0") + (busy ? "1" : "0") + (fresh ? "1" : "0"));
-    // The child _exits without unwinding: run the destructor of its copy explicitly. It removes
-    // only the child's own claim, never the parent's lock.
-    std::destroy_at(&lock);
-    return 0;
-  }));
+  Subprocess child;
+  ASSERT_NO_THROW(
+      child = Subprocess::fork([&](Channel& parent) {
+        const bool not_locked = lock.release() == make_error_code(errc::not_locked);
+        // A fresh claim with the child's pid, and the lock is busy (held by the parent).
+        const bool busy = !lock.try_lock();
+        const bool fresh =
+            lock.claim_path() != claim &&
+            lock.claim_path().find("|" + std::to_string(::getpid()) + "|") != std::string::npos;
+        parent.send(std::string(not_locked ? "1" : "0") + (busy ? "1" : "0") + (fresh ? "1" : "0"));
+        // The child _exits without unwinding: run the destructor of its copy explicitly. It removes
+        // only the child's own claim, never the parent's lock.
+        std::destroy_at(&lock);
+        return 0;
+      }));
   EXPECT_EQ(child.read_line().value_or(""), "111");
-  ASSERT_TRUE(child.wait().has_value());
+  ASSERT_TRUE(child.wait_exit().has_value());
   EXPECT_EQ(lt::read_file(path), claim);
   EXPECT_TRUE(fs::exists(claim));
   EXPECT_TRUE(lock.is_locked());

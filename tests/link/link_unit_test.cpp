@@ -22,6 +22,7 @@
 #include "locksmith/error.hpp"
 #include "locksmith/link_lock.hpp"
 #include "locksmith/spec.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -39,6 +40,8 @@ using locksmith::LockMode;
 using locksmith::open_lock;
 using locksmith::test::TempDir;
 namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 void write_file(const fs::path& p, const std::string& content) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
@@ -200,11 +203,9 @@ TEST(LinkLockUnit, StateForEachCase) {
   lock.unlock();
 
   // A dead process on our host: stale.
-  const pid_t dead = ::fork();
-  if (dead == 0) ::_exit(0);
+  const pid_t dead = locksmith::test::dead_pid();
   ASSERT_GT(dead, 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(dead, &status, 0), dead);
+  ASSERT_NE(::kill(dead, 0), 0);  // reaped: no such process
   const auto place = [&](const std::string& h, const std::string& pid, long long mtime) {
     write_file(path, path.string() + "|" + h + "|" + pid + "|42");
     ASSERT_TRUE(lt::set_mtime(path, mtime));
@@ -353,26 +354,28 @@ TEST(LinkLockUnit, ReadOnlyDirectoryIsAnError) {
     return;
   }
   // root ignores permissions: a read-only bind mount in a private mount namespace of a child.
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNS) != 0) ::_exit(77);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
-    if (::mount(sub.c_str(), sub.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(77);
-    if (::mount(nullptr, sub.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
-      ::_exit(77);
-    }
-    LinkLock lock(path);
-    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
-    ::_exit(ec == std::errc::read_only_file_system ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) {
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel&) {
+                    if (::unshare(CLONE_NEWNS) != 0) return 77;
+                    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+                      return 77;
+                    if (::mount(sub.c_str(), sub.c_str(), nullptr, MS_BIND, nullptr) != 0)
+                      return 77;
+                    if (::mount(nullptr, sub.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY,
+                                nullptr) != 0) {
+                      return 77;
+                    }
+                    LinkLock lock(path);
+                    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+                    return ec == std::errc::read_only_file_system ? 0 : 1;
+                  }));
+  const auto status = child.wait_exit();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_GE(*status, 0);
+  if (*status == 77) {
     GTEST_SKIP() << "cannot make a read-only bind mount (unshare/mount refused) as root";
   }
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "acquire in a read-only directory did not fail with EROFS";
+  EXPECT_EQ(*status, 0) << "acquire in a read-only directory did not fail with EROFS";
   EXPECT_TRUE(fs::is_empty(sub));
 }
 
@@ -424,56 +427,59 @@ TEST(LinkLockUnit, NonRegularLockPathIsAnErrorAtOnce) {
 TEST(LinkLockUnit, FailedClaimWriteLeavesNothing) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
-  lt::Child child;
-  ASSERT_TRUE(child.fork_fn([&](int, int out) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit rl {};
-    rl.rlim_cur = 0;
-    rl.rlim_max = RLIM_INFINITY;
-    if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) return 3;
-    LinkLock lock(path);
-    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
-    lt::child_write(out, ec.message());
-    return ec == std::errc::file_too_large ? 0 : 1;
-  }));
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                    ::signal(SIGXFSZ, SIG_IGN);
+                    struct rlimit rl {};
+                    rl.rlim_cur = 0;
+                    rl.rlim_max = RLIM_INFINITY;
+                    if (::setrlimit(RLIMIT_FSIZE, &rl) != 0) return 3;
+                    LinkLock lock(path);
+                    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+                    parent.send(ec.message());
+                    return ec == std::errc::file_too_large ? 0 : 1;
+                  }));
   EXPECT_EQ(child.read_line().value_or(""),
             std::make_error_code(std::errc::file_too_large).message());
-  const auto st = child.wait();
+  const auto st = child.wait_exit();
   ASSERT_TRUE(st.has_value());
-  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0);
+  EXPECT_TRUE(*st == 0);
   EXPECT_TRUE(fs::is_empty(dir.path()));
 
   if (::geteuid() != 0) GTEST_SKIP() << "ENOSPC case needs root (mount -t tmpfs)";
   const fs::path mnt = dir / "full";
   fs::create_directory(mnt);
-  lt::Child full;
-  ASSERT_TRUE(full.fork_fn([&](int, int out) {
-    if (::unshare(CLONE_NEWNS) != 0) return 77;
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
-    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0) return 77;
-    int rc = 1;
-    {
-      // Fill it: a claim's open() still finds an inode, its write() then gets ENOSPC.
-      std::ofstream filler(mnt / "filler", std::ios::binary);
-      const std::string block(4096, 'x');
-      for (int i = 0; i < 64 && filler; ++i) filler << block << std::flush;
-    }
-    LinkLock lock(mnt / "res.lock");
-    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
-    std::string left;
-    for (const auto& e : fs::directory_iterator(mnt)) {
-      if (e.path().filename() != "filler") left += " " + e.path().filename().string();
-    }
-    lt::child_write(out, ec.message() + " |" + left);
-    if (ec == std::errc::no_space_on_device && left.empty()) rc = 0;
-    ::umount2(mnt.c_str(), 0);
-    return rc;
-  }));
+  Subprocess full;
+  ASSERT_NO_THROW(full = Subprocess::fork([&](Channel& parent) {
+                    if (::unshare(CLONE_NEWNS) != 0) return 77;
+                    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+                      return 77;
+                    if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64k") != 0) return 77;
+                    int rc = 1;
+                    {
+                      // Fill it: a claim's open() still finds an inode, its write() then gets
+                      // ENOSPC.
+                      std::ofstream filler(mnt / "filler", std::ios::binary);
+                      const std::string block(4096, 'x');
+                      for (int i = 0; i < 64 && filler; ++i) filler << block << std::flush;
+                    }
+                    LinkLock lock(mnt / "res.lock");
+                    const auto ec = lock.acquire(LockMode::exclusive, Clock::time_point::min());
+                    std::string left;
+                    for (const auto& e : fs::directory_iterator(mnt)) {
+                      if (e.path().filename() != "filler")
+                        left += " " + e.path().filename().string();
+                    }
+                    parent.send(ec.message() + " |" + left);
+                    if (ec == std::errc::no_space_on_device && left.empty()) rc = 0;
+                    ::umount2(mnt.c_str(), 0);
+                    return rc;
+                  }));
   const std::string line = full.read_line().value_or("(no answer)");
-  const auto fst = full.wait();
-  ASSERT_TRUE(fst.has_value() && WIFEXITED(*fst));
-  if (WEXITSTATUS(*fst) == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private namespace";
-  EXPECT_EQ(WEXITSTATUS(*fst), 0) << line;
+  const auto fst = full.wait_exit();
+  ASSERT_TRUE(fst.has_value() && *fst >= 0);
+  if (*fst == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private namespace";
+  EXPECT_EQ(*fst, 0) << line;
   EXPECT_EQ(line, std::make_error_code(std::errc::no_space_on_device).message() + " |");
 }
 

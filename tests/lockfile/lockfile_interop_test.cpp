@@ -8,6 +8,7 @@
 
 #include "lf_util.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -18,11 +19,13 @@ using locksmith::DotLockOptions;
 using locksmith::errc;
 using locksmith::MkdirLock;
 using locksmith::PidLockFile;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 using locksmith::test::TempDir;
 namespace fs = std::filesystem;
 
-lftest::Child python_holder(const std::string& kind, const fs::path& path) {
-  return lftest::Child::spawn({LF_PYTHON, LF_PEER, kind, path.string(), "none"});
+Subprocess python_holder(const std::string& kind, const fs::path& path) {
+  return Subprocess::spawn({LF_PYTHON, LF_PEER, kind, path.string(), "none"});
 }
 
 std::string python_try(const std::string& kind, const fs::path& path, const std::string& timeout) {
@@ -40,9 +43,9 @@ void python_holds_locksmith_waits(const std::string& kind, const fs::path& path)
   EXPECT_FALSE(lock.try_lock());
   EXPECT_FALSE(lock.try_lock_for(150ms));
   EXPECT_EQ(lock.release(), errc::not_locked);
-  py.write_line("release");
+  EXPECT_TRUE(py.send("release"));
   EXPECT_EQ(py.read_line(), "released");
-  EXPECT_EQ(py.wait(), 0);
+  EXPECT_EQ(py.wait_exit(), 0);
   ASSERT_TRUE(lock.try_lock());
   lock.unlock();
 }
@@ -94,7 +97,7 @@ void python_holder_killed_is_broken_after_grace(const std::string& kind, const f
   L lock(path);
   age_python_lock(kind, path, unique);
   EXPECT_FALSE(lock.try_lock());  // old, but its process lives: never broken
-  py.kill9();
+  py.kill(SIGKILL);
   age_python_lock(kind, path, unique);
   ASSERT_TRUE(lock.try_lock());
   EXPECT_EQ(python_try(kind, path, "0"), "busy");  // lockfile sees our lock
@@ -107,7 +110,7 @@ void python_holder_killed_is_kept_within_grace(const std::string& kind, const fs
   auto py = python_holder(kind, path);
   const auto line = py.read_line();
   ASSERT_TRUE(line && line->rfind("locked ", 0) == 0) << (line ? *line : "no answer");
-  py.kill9();
+  py.kill(SIGKILL);
   L lock(path);
   EXPECT_FALSE(lock.try_lock());
 }
@@ -171,15 +174,15 @@ TEST(DotlockfileInterop, DotlockfileHoldsLocksmithWaits) {
   TempDir dir;
   const std::string l = (dir / "f.lock").string();
   // dotlockfile -p runs the command holding the lock and writes its own pid.
-  auto holder = lftest::Child::spawn(
+  auto holder = Subprocess::spawn(
       {LF_DOTLOCKFILE, "-l", "-p", "-r", "0", l, "/bin/sh", "-c", "echo locked; read x"});
   ASSERT_EQ(holder.read_line(), "locked");
   EXPECT_EQ(lftest::read_file(l), std::to_string(holder.pid()) + "\n");
   DotLock lock(dir / "f");
   EXPECT_FALSE(lock.try_lock());
   EXPECT_FALSE(lock.try_lock_for(150ms));
-  holder.write_line("go");
-  EXPECT_EQ(holder.wait(), 0);
+  EXPECT_TRUE(holder.send("go"));
+  EXPECT_EQ(holder.wait_exit(), 0);
   EXPECT_FALSE(fs::exists(l));
   ASSERT_TRUE(lock.try_lock());
   lock.unlock();
@@ -222,19 +225,21 @@ TEST(DotlockfileInterop, LocksmithBreaksLockOfDeadDotlockfile) {
 TEST(DotlockfileInterop, DotlockfileBreaksLockOfKilledLocksmithHolder) {
   TempDir dir;
   const std::string l = (dir / "f.lock").string();
-  auto child = lftest::Child::fork([&] {
-    DotLock lock(dir / "f");
-    if (!lock.try_lock()) return 2;
-    std::printf("locked\n");
-    std::fflush(stdout);
-    char buf[8];
-    (void)!::read(0, buf, sizeof buf);
-    return 0;
-  });
+  auto child = Subprocess::fork(
+      [&](Channel&) {
+        DotLock lock(dir / "f");
+        if (!lock.try_lock()) return 2;
+        std::printf("locked\n");
+        std::fflush(stdout);
+        char buf[8];
+        (void)!::read(0, buf, sizeof buf);
+        return 0;
+      },
+      true);
   ASSERT_EQ(child.read_line(), "locked");
   EXPECT_EQ(dotlockfile({"-l", "-p", "-r", "0", l}), kLMaxTrys);  // alive
   const std::string content = lftest::read_file(l);
-  child.kill9();
+  child.kill(SIGKILL);
   EXPECT_EQ(lftest::read_file(l), content);
   EXPECT_EQ(dotlockfile({"-l", "-p", "-r", "0", l}), 0);  // dead pid: dotlockfile takes it over
   EXPECT_EQ(lftest::read_file(l), std::to_string(::getpid()) + "\n");

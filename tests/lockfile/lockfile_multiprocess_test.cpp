@@ -16,6 +16,7 @@
 
 #include "lf_util.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -25,6 +26,8 @@ using locksmith::DotLock;
 using locksmith::MkdirLock;
 using locksmith::PidLockFile;
 using locksmith::PidLockFileOptions;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 using locksmith::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -46,24 +49,26 @@ TYPED_TEST(LockfileProcesses, ProcessesExcludeEachOther) {
   ASSERT_NE(mem, MAP_FAILED);
   auto* shared = new (mem) Shared;
   constexpr int kProcs = 3, kRounds = 30;
-  std::vector<lftest::Child> children;
+  std::vector<Subprocess> children;
   for (int i = 0; i < kProcs; ++i) {
-    children.push_back(lftest::Child::fork([&] {
-      TypeParam lock(dir / "f");
-      for (int r = 0; r < kRounds; ++r) {
-        if (!lock.try_lock_for(lftest::kWait)) return 2;
-        if (shared->inside.fetch_add(1) != 0) shared->violations.fetch_add(1);
-        shared->entries.fetch_add(1);
-        std::this_thread::sleep_for(200us);  // widen the critical section
-        shared->inside.fetch_sub(1);
-        lock.unlock();
-      }
-      return 0;
-    }));
+    children.push_back(Subprocess::fork(
+        [&](Channel&) {
+          TypeParam lock(dir / "f");
+          for (int r = 0; r < kRounds; ++r) {
+            if (!lock.try_lock_for(locksmith::test::kWaitLimit)) return 2;
+            if (shared->inside.fetch_add(1) != 0) shared->violations.fetch_add(1);
+            shared->entries.fetch_add(1);
+            std::this_thread::sleep_for(200us);  // widen the critical section
+            shared->inside.fetch_sub(1);
+            lock.unlock();
+          }
+          return 0;
+        },
+        true));
   }
   for (auto& c : children) {
-    const int status = c.wait(60s);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    const auto status = c.wait_exit(60s);
+    EXPECT_EQ(status, 0) << status.value_or(-1000);
   }
   EXPECT_EQ(shared->violations.load(), 0);
   EXPECT_EQ(shared->entries.load(), kProcs * kRounds);
@@ -80,41 +85,45 @@ TYPED_TEST(LockfileProcesses, ReleaseWorksWithoutFreeDescriptors) {
 #endif
   TempDir dir;
   TypeParam probe(dir / "f");
-  lftest::Child child = lftest::Child::fork([&] {
-    TypeParam lock(dir / "f");
-    if (!lock.try_lock()) return 2;
-    struct rlimit rl {};
-    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
-    rl.rlim_cur = 64;
-    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
-    while (::dup(0) >= 0) {
-    }
-    if (errno != EMFILE) return 4;
-    const std::error_code ec = lock.release();
-    std::printf("%s\n", ec ? ec.message().c_str() : "released");
-    std::fflush(stdout);
-    return ec ? 1 : 0;
-  });
+  Subprocess child = Subprocess::fork(
+      [&](Channel&) {
+        TypeParam lock(dir / "f");
+        if (!lock.try_lock()) return 2;
+        struct rlimit rl {};
+        if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
+        rl.rlim_cur = 64;
+        if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return 3;
+        while (::dup(0) >= 0) {
+        }
+        if (errno != EMFILE) return 4;
+        const std::error_code ec = lock.release();
+        std::printf("%s\n", ec ? ec.message().c_str() : "released");
+        std::fflush(stdout);
+        return ec ? 1 : 0;
+      },
+      true);
   EXPECT_EQ(child.read_line().value_or("(no answer)"), "released");
-  const int status = child.wait();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const auto status = child.wait_exit();
+  EXPECT_EQ(status, 0) << status.value_or(-1000);
   EXPECT_FALSE(probe.is_locked()) << "the lock stayed behind";
   EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});
 }
 
 // A holder that acquires, says "locked PID", and waits for a line (or SIGKILL).
 template <class L>
-lftest::Child holder(const fs::path& path) {
-  return lftest::Child::fork([path] {
-    L lock(path);
-    if (!lock.try_lock_for(lftest::kWait)) return 2;
-    std::printf("locked %d\n", static_cast<int>(::getpid()));
-    std::fflush(stdout);
-    char buf[16];
-    (void)!::read(0, buf, sizeof buf);
-    lock.unlock();
-    return 0;
-  });
+Subprocess holder(const fs::path& path) {
+  return Subprocess::fork(
+      [path](Channel&) {
+        L lock(path);
+        if (!lock.try_lock_for(locksmith::test::kWaitLimit)) return 2;
+        std::printf("locked %d\n", static_cast<int>(::getpid()));
+        std::fflush(stdout);
+        char buf[16];
+        (void)!::read(0, buf, sizeof buf);
+        lock.unlock();
+        return 0;
+      },
+      true);
 }
 
 TEST(DotLockProcesses, StaleLockBrokenAfterHolderKilledNeverWhileAlive) {
@@ -128,7 +137,7 @@ TEST(DotLockProcesses, StaleLockBrokenAfterHolderKilledNeverWhileAlive) {
   EXPECT_FALSE(other.try_lock());
   EXPECT_FALSE(other.try_lock_for(200ms));  // alive: never broken
   EXPECT_EQ(lftest::read_file(dir / "f.lock"), pid + "\n");
-  child.kill9();
+  child.kill(SIGKILL);
   EXPECT_EQ(lftest::read_file(dir / "f.lock"), pid + "\n");  // left behind by the crash
   ASSERT_TRUE(other.try_lock());
   EXPECT_EQ(lftest::read_file(dir / "f.lock"), std::to_string(::getpid()) + "\n");
@@ -140,8 +149,8 @@ TEST(DotLockProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
   auto child = holder<DotLock>(dir / "f");
   ASSERT_TRUE(child.read_line());
   DotLock other(dir / "f");
-  std::thread killer([&] { child.kill9(); });
-  EXPECT_TRUE(other.try_lock_for(lftest::kWait));
+  std::thread killer([&] { child.kill(SIGKILL); });
+  EXPECT_TRUE(other.try_lock_for(locksmith::test::kWaitLimit));
   killer.join();
   other.unlock();
 }
@@ -159,7 +168,7 @@ TYPED_TEST(StaleProcesses, KilledHolderIsTakenOverAtOnceNeverWhileAlive) {
   TypeParam other(dir / "f");
   EXPECT_FALSE(other.try_lock());
   EXPECT_FALSE(other.try_lock_for(200ms));  // alive: never broken
-  child.kill9();
+  child.kill(SIGKILL);
   ASSERT_TRUE(other.try_lock());  // its first attempt: no grace period for a full record
   other.unlock();
   EXPECT_EQ(lftest::list_dir(dir.path()), std::vector<std::string>{});
@@ -170,9 +179,9 @@ TYPED_TEST(StaleProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
   auto child = holder<TypeParam>(dir / "f");
   ASSERT_TRUE(child.read_line());
   TypeParam other(dir / "f");
-  std::thread killer([&] { child.kill9(); });
+  std::thread killer([&] { child.kill(SIGKILL); });
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(other.try_lock_for(lftest::kWait));
+  EXPECT_TRUE(other.try_lock_for(locksmith::test::kWaitLimit));
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);  // backoff is at most 128 ms
   killer.join();
   other.unlock();
@@ -181,27 +190,21 @@ TYPED_TEST(StaleProcesses, WaiterTakesOverWhenHolderDiesDuringTheWait) {
 // A holder killed but not yet reaped is a zombie: its pid exists, yet it will never release.
 TYPED_TEST(StaleProcesses, ZombieHolderIsGone) {
   TempDir dir;
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    TypeParam lock(dir / "f");
-    const char ok = lock.try_lock_for(lftest::kWait) ? 'y' : 'n';
-    (void)!::write(ready[1], &ok, 1);
-    ::_exit(0);  // no release: the lock stays behind
-  }
-  ::close(ready[1]);
-  char ok = 0;
-  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
-  ::close(ready[0]);
-  ASSERT_EQ(ok, 'y');
-  // The pipe closing says the child has exited; it stays a zombie until waitpid below.
+  Subprocess child;
+  ASSERT_NO_THROW(child = Subprocess::fork([&](Channel& parent) {
+                    TypeParam lock(dir / "f");
+                    parent.send(lock.try_lock_for(locksmith::test::kWaitLimit) ? 'y' : 'n');
+                    return 0;  // no release: the lock stays behind
+                  }));
+  const auto ok = child.receive();
+  ASSERT_TRUE(ok.has_value()) << "the child said nothing";
+  ASSERT_EQ(*ok, 'y');
+  // The child has said it holds the lock and then exits; it stays a zombie until wait_exit below.
   siginfo_t info{};
-  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(child.pid()), &info, WEXITED | WNOWAIT), 0);
   TypeParam other(dir / "f");
   EXPECT_TRUE(other.try_lock());
-  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(child.wait_exit(), 0);
   other.unlock();
 }
 
@@ -212,7 +215,7 @@ TEST(PidLockFileProcesses, StaleOffLeavesAKilledHoldersLock) {
   PidLockFileOptions off;
   off.stale = locksmith::StalePolicy::off;
   PidLockFile plain(dir / "p", off);
-  child.kill9();
+  child.kill(SIGKILL);
   EXPECT_FALSE(plain.try_lock());  // lockfile semantics: stays locked
   EXPECT_FALSE(plain.break_lock());
   ASSERT_TRUE(plain.try_lock());
@@ -227,40 +230,44 @@ TYPED_TEST(StaleProcesses, RacingBreakersNeverLetTwoIn) {
   ASSERT_NE(mem, MAP_FAILED);
   auto* shared = new (mem) Shared;
   constexpr int kWorkers = 4, kRounds = 15;
-  std::vector<lftest::Child> workers;
+  std::vector<Subprocess> workers;
   for (int w = 0; w < kWorkers; ++w) {
-    workers.push_back(lftest::Child::fork([&, w] {
-      for (int r = 0; r < kRounds; ++r) {
-        // Each round is a fresh process, so that a crash leaves a real dead holder behind.
-        const pid_t pid = ::fork();
-        if (pid < 0) return 3;
-        if (pid == 0) {
-          TypeParam lock(dir / "f");
-          const std::error_code ec =
-              lock.acquire(locksmith::LockMode::exclusive, locksmith::Clock::now() + lftest::kWait);
-          if (ec) {
-            std::fprintf(stderr, "acquire: %s\n", ec.message().c_str());
-            ::_exit(2);
+    workers.push_back(Subprocess::fork(
+        [&, w](Channel&) {
+          for (int r = 0; r < kRounds; ++r) {
+            // Each round is a fresh process, so that a crash leaves a real dead holder behind.
+            const pid_t pid = ::fork();
+            if (pid < 0) return 3;
+            if (pid == 0) {
+              TypeParam lock(dir / "f");
+              const std::error_code ec =
+                  lock.acquire(locksmith::LockMode::exclusive,
+                               locksmith::Clock::now() + locksmith::test::kWaitLimit);
+              if (ec) {
+                std::fprintf(stderr, "acquire: %s\n", ec.message().c_str());
+                ::_exit(2);
+              }
+              if (shared->inside.fetch_add(1) != 0) shared->violations.fetch_add(1);
+              shared->entries.fetch_add(1);
+              std::this_thread::sleep_for(300us);  // widen the critical section
+              shared->inside.fetch_sub(1);
+              if ((r + w) % 2 == 0) ::_exit(0);  // dies holding it
+              lock.unlock();
+              ::_exit(0);
+            }
+            int status = 0;
+            if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0) {
+              return 4;
+            }
           }
-          if (shared->inside.fetch_add(1) != 0) shared->violations.fetch_add(1);
-          shared->entries.fetch_add(1);
-          std::this_thread::sleep_for(300us);  // widen the critical section
-          shared->inside.fetch_sub(1);
-          if ((r + w) % 2 == 0) ::_exit(0);  // dies holding it
-          lock.unlock();
-          ::_exit(0);
-        }
-        int status = 0;
-        if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-          return 4;
-        }
-      }
-      return 0;
-    }));
+          return 0;
+        },
+        true));
   }
   for (auto& c : workers) {
-    const int status = c.wait(120s);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    const auto status = c.wait_exit(120s);
+    EXPECT_EQ(status, 0) << status.value_or(-1000);
   }
   EXPECT_EQ(shared->violations.load(), 0);
   EXPECT_EQ(shared->entries.load(), kWorkers * kRounds);
@@ -271,7 +278,7 @@ TEST(MkdirLockProcesses, StaleOffLeavesLockUntilBroken) {
   TempDir dir;
   auto child = holder<MkdirLock>(dir / "m");
   ASSERT_TRUE(child.read_line());
-  child.kill9();
+  child.kill(SIGKILL);
   locksmith::MkdirLockOptions off;
   off.stale = locksmith::StalePolicy::off;
   MkdirLock other(dir / "m", off);
@@ -285,10 +292,10 @@ TEST(DotLockProcesses, HolderReleaseWakesWaiter) {
   TempDir dir;
   auto child = holder<DotLock>(dir / "f");
   ASSERT_TRUE(child.read_line());
-  child.write_line("release");
+  EXPECT_TRUE(child.send("release"));
   DotLock other(dir / "f");
-  EXPECT_TRUE(other.try_lock_for(lftest::kWait));
-  EXPECT_EQ(child.wait(), 0);
+  EXPECT_TRUE(other.try_lock_for(locksmith::test::kWaitLimit));
+  EXPECT_EQ(child.wait_exit(), 0);
   other.unlock();
 }
 
@@ -299,32 +306,33 @@ TEST(DotLockProcesses, HolderReleaseWakesWaiter) {
 // reported as the OS error after a bounded number of retries, not spun on until the deadline.
 namespace estale {
 
-using lftest::Child;
-using lftest::kWait;
+using locksmith::test::kWaitLimit;
 
 // What the child saw: "busy", "timeout", "held" or "error: <message>"; "skip" without seccomp.
 template <class L>
 std::string acquire_under_estale(const fs::path& path, std::chrono::milliseconds wait) {
-  Child child = Child::fork([&] {
-    if (!locksmith::test::fail_syscalls({SYS_newfstatat}, ESTALE, false,
-                                        std::pair{3u, std::uint32_t{AT_SYMLINK_NOFOLLOW}})) {
-      std::puts("skip");
-      return 0;
-    }
-    L lock(path);
-    const auto deadline =
-        wait.count() == 0 ? locksmith::Clock::time_point::min() : locksmith::Clock::now() + wait;
-    const std::error_code ec = lock.acquire(locksmith::LockMode::exclusive, deadline);
-    std::string out = !ec                              ? "held"
-                      : ec == locksmith::errc::busy    ? "busy"
-                      : ec == locksmith::errc::timeout ? "timeout"
-                                                       : "error: " + ec.message();
-    std::puts(out.c_str());
-    std::fflush(stdout);
-    return 0;
-  });
+  Subprocess child = Subprocess::fork(
+      [&](Channel&) {
+        if (!locksmith::test::fail_syscalls({SYS_newfstatat}, ESTALE, false,
+                                            std::pair{3u, std::uint32_t{AT_SYMLINK_NOFOLLOW}})) {
+          std::puts("skip");
+          return 0;
+        }
+        L lock(path);
+        const auto deadline = wait.count() == 0 ? locksmith::Clock::time_point::min()
+                                                : locksmith::Clock::now() + wait;
+        const std::error_code ec = lock.acquire(locksmith::LockMode::exclusive, deadline);
+        std::string out = !ec                              ? "held"
+                          : ec == locksmith::errc::busy    ? "busy"
+                          : ec == locksmith::errc::timeout ? "timeout"
+                                                           : "error: " + ec.message();
+        std::puts(out.c_str());
+        std::fflush(stdout);
+        return 0;
+      },
+      true);
   const auto line = child.read_line();
-  EXPECT_EQ(child.wait(), 0);
+  EXPECT_EQ(child.wait_exit(), 0);
   return line.value_or("(no answer)");
 }
 

@@ -13,6 +13,7 @@
 
 #include "lf_util.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -27,6 +28,8 @@ using locksmith::MkdirLock;
 using locksmith::MkdirLockOptions;
 using locksmith::PidLockFile;
 using locksmith::PidLockFileOptions;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 using locksmith::test::TempDir;
 namespace fs = std::filesystem;
 
@@ -61,14 +64,16 @@ std::pair<int, std::string> run_unprivileged(const fs::path& dir,
     return {ec.value(), ec.message()};
   }
   fs::permissions(dir.parent_path(), fs::perms::owner_all | fs::perms::others_exec);
-  lftest::Child c = lftest::Child::fork([&] {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;
-    const auto ec = fn();
-    std::printf("%d\n", ec.value());
-    return 0;
-  });
+  Subprocess c = Subprocess::fork(
+      [&](Channel&) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;
+        const auto ec = fn();
+        std::printf("%d\n", ec.value());
+        return 0;
+      },
+      true);
   const auto line = c.read_line();
-  EXPECT_EQ(c.wait(), 0);
+  EXPECT_EQ(c.wait_exit(), 0);
   return {line ? std::stoi(*line) : -1, ""};
 }
 
@@ -195,7 +200,7 @@ TYPED_TEST(LockfileConformance, WaiterGetsLockReleasedByAnotherThread) {
   ASSERT_TRUE(a.try_lock());
   ASSERT_FALSE(b.try_lock());  // held: the waiter below starts against a taken lock
   std::thread t([&] { a.unlock(); });
-  EXPECT_TRUE(b.try_lock_for(lftest::kWait));
+  EXPECT_TRUE(b.try_lock_for(locksmith::test::kWaitLimit));
   t.join();
   b.unlock();
 }
@@ -216,10 +221,12 @@ TYPED_TEST(LockfileConformance, ForkedChildDoesNotReleaseParentsLock) {
   TempDir dir;
   TypeParam a(dir / "f");
   ASSERT_TRUE(a.try_lock());
-  lftest::Child c = lftest::Child::fork([&] {
-    return a.release() == errc::not_locked ? 0 : 1;  // and the destructor at exit does nothing
-  });
-  EXPECT_EQ(c.wait(), 0);
+  Subprocess c = Subprocess::fork(
+      [&](Channel&) {
+        return a.release() == errc::not_locked ? 0 : 1;  // and the destructor at exit does nothing
+      },
+      true);
+  EXPECT_EQ(c.wait_exit(), 0);
   EXPECT_TRUE(fs::exists(Kind<TypeParam>::lock_path(a)));
   a.unlock();
 }
@@ -336,7 +343,7 @@ TEST(PidLockFile, ReplacedFileIsNotRemovedOnRelease) {
 
 TEST(PidLockFile, BarePidBrokenOnlyWhenDeadAndOlderThanGrace) {
   TempDir dir;
-  const std::string dead = std::to_string(lftest::dead_pid()) + "\n";
+  const std::string dead = std::to_string(locksmith::test::dead_pid()) + "\n";
   PidLockFileOptions off;
   off.stale = locksmith::StalePolicy::off;
   PidLockFile plain(dir / "p", off), breaker(dir / "p");
@@ -455,7 +462,7 @@ TYPED_TEST(StaleRule, DeadPidOrOtherBootIsStale) {
   TempDir dir;
   const std::string record = own_record<TypeParam>(dir / "f");
   TypeParam waiter(dir / "f");
-  plant(waiter, with_pid(record, lftest::dead_pid()));
+  plant(waiter, with_pid(record, locksmith::test::dead_pid()));
   ASSERT_TRUE(waiter.try_lock());
   waiter.unlock();
   plant(waiter, with_field(record, "boot", "00000000-0000-4000-8000-000000000000"));
@@ -465,7 +472,8 @@ TYPED_TEST(StaleRule, DeadPidOrOtherBootIsStale) {
 
 TYPED_TEST(StaleRule, AnotherHostOrPidNamespaceIsNeverJudged) {
   TempDir dir;
-  const std::string record = with_pid(own_record<TypeParam>(dir / "f"), lftest::dead_pid());
+  const std::string record =
+      with_pid(own_record<TypeParam>(dir / "f"), locksmith::test::dead_pid());
   TypeParam waiter(dir / "f");
   for (const std::string& foreign : {with_field(with_field(record, "host", "elsewhere.example"),
                                                 "boot", "00000000-0000-4000-8000-000000000000"),
@@ -479,7 +487,8 @@ TYPED_TEST(StaleRule, AnotherHostOrPidNamespaceIsNeverJudged) {
 
 TYPED_TEST(StaleRule, StaleOffKeepsLockfilesNever) {
   TempDir dir;
-  const std::string record = with_pid(own_record<TypeParam>(dir / "f"), lftest::dead_pid());
+  const std::string record =
+      with_pid(own_record<TypeParam>(dir / "f"), locksmith::test::dead_pid());
   typename std::conditional_t<std::is_same_v<TypeParam, MkdirLock>, MkdirLockOptions,
                               PidLockFileOptions>
       off;
@@ -495,7 +504,7 @@ TYPED_TEST(StaleRule, StaleOffKeepsLockfilesNever) {
 TEST(MkdirLock, LockfilesNamesAreJudgedByHostAndEveryPossiblePid) {
   TempDir dir;
   MkdirLock waiter(dir / "m");
-  const std::string dead = std::to_string(lftest::dead_pid());
+  const std::string dead = std::to_string(locksmith::test::dead_pid());
   const std::string alive = std::to_string(::getppid());
   const auto plant_named = [&](const std::string& name, std::chrono::seconds age) {
     fs::create_directory(waiter.lock_path());
@@ -555,7 +564,7 @@ TEST(DotLock, NameAndContentAreLiblockfiles) {
 TEST(DotLock, StaleRuleIsLiblockfiles) {
   TempDir dir;
   const fs::path l = dir / "f.lock";
-  const std::string dead = std::to_string(lftest::dead_pid()) + "\n";
+  const std::string dead = std::to_string(locksmith::test::dead_pid()) + "\n";
   const std::string live = std::to_string(::getppid()) + "\n";
   struct Case {
     std::string content;

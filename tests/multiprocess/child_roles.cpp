@@ -46,8 +46,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A role that hears nothing from its test for this long assumes the test is gone and exits.
-constexpr std::chrono::milliseconds kIdleLimit{60000};
+// A role that hears nothing from its test for this long assumes the test is gone and exits:
+// longer than any wait of the test, so that the test's bounded wait always fires first.
+constexpr std::chrono::milliseconds kIdleLimit = 2 * kWaitLimit;
 
 int fail(const std::string& what) {
   std::fprintf(stderr, "child role failed: %s\n", what.c_str());
@@ -72,6 +73,12 @@ std::string outcome(std::error_code ec) {
   return "ERROR " + ec.message();
 }
 
+// The role's stdin, line by line (bounded reads; one buffer for the whole role).
+test::Channel& stdin_lines() {
+  static test::Channel in(0, -1);
+  return in;
+}
+
 std::vector<std::string> words(const std::string& line) {
   std::istringstream in(line);
   std::vector<std::string> out;
@@ -81,8 +88,7 @@ std::vector<std::string> words(const std::string& line) {
 
 // Waits for "go" on stdin (bounded).
 bool wait_for_go() {
-  std::string buffer;
-  const auto line = read_line_from(0, buffer, kIdleLimit);
+  const auto line = stdin_lines().read_line(kIdleLimit);
   return line && *line == "go";
 }
 
@@ -176,9 +182,8 @@ int locker_role(const std::vector<std::string>& args) {
     return (mode == "sh" ? LockFlags::shared : LockFlags::exclusive) | LockFlags::non_blocking;
   };
 
-  std::string buffer;
   for (;;) {
-    const auto line = read_line_from(0, buffer, kIdleLimit);
+    const auto line = stdin_lines().read_line(kIdleLimit);
     if (!line) ::_exit(0);  // the test is gone (EOF) or silent for too long
     const auto w = words(*line);
     if (w.empty()) continue;
@@ -328,9 +333,8 @@ int sem_role(const std::vector<std::string>& args) {
   SemaphoreOptions options;
   options.backend = parse_backend(args[0]);
   BoundedSemaphore sem(static_cast<unsigned>(std::stoul(args[3])), args[2], args[1], options);
-  std::string buffer;
   for (;;) {
-    const auto line = read_line_from(0, buffer, kIdleLimit);
+    const auto line = stdin_lines().read_line(kIdleLimit);
     if (!line) return 0;
     if (*line == "acquire") {
       const auto ec = sem.acquire(LockMode::exclusive, Clock::time_point::min());

@@ -30,8 +30,8 @@ constexpr int kExitLockLost = 76;
 class CliRunLoss : public ::testing::Test {
  protected:
   // `locksmith run --lock SPEC [options] -- command...`, its stderr into err_.
-  Process run(const std::string& spec, const std::vector<std::string>& options,
-              const std::vector<std::string>& command) const {
+  Subprocess run(const std::string& spec, const std::vector<std::string>& options,
+                 const std::vector<std::string>& command) const {
     std::string line = "exec";
     for (const std::string& a : std::vector<std::string>{kCli, "run", "--lock", spec}) {
       line += " '" + a + "'";
@@ -40,7 +40,7 @@ class CliRunLoss : public ::testing::Test {
     line += " --";
     for (const auto& a : command) line += " '" + a + "'";
     line += " 2>>'" + err_.string() + "'";
-    return Process::spawn({"/bin/sh", "-c", line});
+    return Subprocess::spawn({"/bin/sh", "-c", line});
   }
   std::string link_spec(const std::string& query) const { return "link:" + lock_.string() + query; }
   std::vector<std::string> hold_cmd() const {
@@ -89,7 +89,7 @@ bool dies_within(pid_t pid, std::chrono::milliseconds limit) {
 // command still ran (the control below shows it still does with --no-keep-alive).
 TEST_F(CliRunLoss, KeepAliveHoldsALinkLockPastItsLifetime) {
   const std::string spec = link_spec("?lifetime=400ms&slop=0s");
-  Process holder = run(spec, {}, hold_cmd());
+  Subprocess holder = run(spec, {}, hold_cmd());
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   // Three lifetimes of waiting: the lock must still be held.
   EXPECT_EQ(run(spec, {"--timeout", "1.2"}, {"/bin/true"}).wait_exit(), kExitNotLocked);
@@ -99,7 +99,7 @@ TEST_F(CliRunLoss, KeepAliveHoldsALinkLockPastItsLifetime) {
 
 TEST_F(CliRunLoss, WithoutKeepAliveTheLockExpiresAndRunSaysSo) {
   const std::string spec = link_spec("?lifetime=300ms&slop=0s");
-  Process holder = run(spec, {"--no-keep-alive"}, hold_cmd());
+  Subprocess holder = run(spec, {"--no-keep-alive"}, hold_cmd());
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   EXPECT_EQ(run(spec, {"--timeout", "10"}, {"/bin/true"}).wait_exit(), 0);  // broke it
   ASSERT_TRUE(holder.send("done"));
@@ -108,7 +108,7 @@ TEST_F(CliRunLoss, WithoutKeepAliveTheLockExpiresAndRunSaysSo) {
 }
 
 TEST_F(CliRunLoss, ALostLockStopsTheCommandWithSigterm) {
-  Process holder = run(link_spec("?lifetime=600ms"), {}, hold_cmd());
+  Subprocess holder = run(link_spec("?lifetime=600ms"), {}, hold_cmd());
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   std::filesystem::remove(lock_);                // broken by someone else
   EXPECT_EQ(holder.wait_exit(), kExitLockLost);  // hold-cmd ends only by the SIGTERM
@@ -117,7 +117,7 @@ TEST_F(CliRunLoss, ALostLockStopsTheCommandWithSigterm) {
 }
 
 TEST_F(CliRunLoss, OnLostIgnoreLetsTheCommandFinishButStillExits76) {
-  Process holder = run(link_spec("?lifetime=600ms"), {"--on-lost", "ignore"}, hold_cmd());
+  Subprocess holder = run(link_spec("?lifetime=600ms"), {"--on-lost", "ignore"}, hold_cmd());
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   std::filesystem::remove(lock_);
   ASSERT_TRUE(err_says("UNLOCKED")) << err();
@@ -128,8 +128,8 @@ TEST_F(CliRunLoss, OnLostIgnoreLetsTheCommandFinishButStillExits76) {
 
 TEST_F(CliRunLoss, KillAfterEscalatesToSigkill) {
   // The command ignores SIGTERM; only SIGKILL ends it.
-  Process holder = run(link_spec("?lifetime=600ms"), {"--kill-after", "0.2"},
-                       {"/bin/sh", "-c", "trap '' TERM; echo READY; while :; do read x; done"});
+  Subprocess holder = run(link_spec("?lifetime=600ms"), {"--kill-after", "0.2"},
+                          {"/bin/sh", "-c", "trap '' TERM; echo READY; while :; do read x; done"});
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   std::filesystem::remove(lock_);
   EXPECT_EQ(holder.wait_exit(), kExitLockLost);
@@ -137,8 +137,8 @@ TEST_F(CliRunLoss, KillAfterEscalatesToSigkill) {
 }
 
 TEST_F(CliRunLoss, OnLostKillSendsSigkillAtOnce) {
-  Process holder = run(link_spec("?lifetime=600ms"), {"--on-lost", "kill"},
-                       {"/bin/sh", "-c", "trap '' TERM; echo READY; while :; do read x; done"});
+  Subprocess holder = run(link_spec("?lifetime=600ms"), {"--on-lost", "kill"},
+                          {"/bin/sh", "-c", "trap '' TERM; echo READY; while :; do read x; done"});
   ASSERT_EQ(holder.read_line().value_or("<no reply>"), "READY");
   std::filesystem::remove(lock_);
   EXPECT_EQ(holder.wait_exit(), kExitLockLost);
@@ -147,7 +147,7 @@ TEST_F(CliRunLoss, OnLostKillSendsSigkillAtOnce) {
 // The command and everything it starts in its group die with `run`, even when `run` gets
 // SIGKILL (and with it the lock, for flock).
 TEST_F(CliRunLoss, SigkillOfRunKillsTheCommandsWholeProcessGroup) {
-  Process holder =
+  Subprocess holder =
       run("flock:" + lock_.string(), {}, {"/bin/sh", "-c", "sleep 300 & echo $$ $!; wait"});
   const std::string pids = holder.read_line().value_or("");
   std::istringstream in(pids);
@@ -162,7 +162,7 @@ TEST_F(CliRunLoss, SigkillOfRunKillsTheCommandsWholeProcessGroup) {
 }
 
 TEST_F(CliRunLoss, HelpDescribesTheLossBehaviour) {
-  Process help = Process::spawn({kCli, "run", "--help"});
+  Subprocess help = Subprocess::spawn({kCli, "run", "--help"});
   std::string text;
   while (auto line = help.read_line()) text += *line + "\n";
   EXPECT_EQ(help.wait_exit(), 0);

@@ -29,13 +29,13 @@ constexpr int kExitNotLocked = 75;
 constexpr int kExitNotFound = 127;
 
 // `locksmith run --lock SPEC [options] -- command...`
-Process run_spec(const std::string& lock_spec, const std::vector<std::string>& options,
-                 const std::vector<std::string>& command, const SpawnOptions& spawn = {}) {
+Subprocess run_spec(const std::string& lock_spec, const std::vector<std::string>& options,
+                    const std::vector<std::string>& command, const SpawnOptions& spawn = {}) {
   std::vector<std::string> argv{kCli, "run", "--lock", lock_spec};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.emplace_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
-  return Process::spawn(argv, spawn);
+  return Subprocess::spawn(argv, spawn);
 }
 
 struct Kind {
@@ -48,11 +48,13 @@ class CliRunTest : public ::testing::TestWithParam<Kind> {
   std::string spec(const std::string& extra = "") const {
     return std::string(GetParam().spec_kind) + ":" + path_.string() + extra;
   }
-  Process locker() const { return Process::child("locker", {GetParam().backend, path_.string()}); }
+  Subprocess locker() const {
+    return Subprocess::self("locker", {GetParam().backend, path_.string()});
+  }
 
   // `locksmith run --lock SPEC [options] -- command...` on this test's lock file.
-  Process run(const std::vector<std::string>& options, const std::vector<std::string>& command,
-              const SpawnOptions& spawn = {}) const {
+  Subprocess run(const std::vector<std::string>& options, const std::vector<std::string>& command,
+                 const SpawnOptions& spawn = {}) const {
     return run_spec(spec(), options, command, spawn);
   }
   std::vector<std::string> self_role(const std::string& role,
@@ -79,10 +81,10 @@ TEST_P(CliRunTest, ExitStatusOfTheCommandPassesThrough) {
 }
 
 TEST_P(CliRunTest, CommandRunsWhileTheLockIsHeldAndItIsReleasedAfterwards) {
-  Process cli = run({}, self_role("hold-cmd"));
+  Subprocess cli = run({}, self_role("hold-cmd"));
   ASSERT_EQ(cli.read_line().value_or("<no reply>"), "READY");
   EXPECT_FALSE(parent_can_lock(LockMode::shared));
-  Process other = locker();
+  Subprocess other = locker();
   EXPECT_EQ(other.request("acquire ex"), "BUSY");
   cli.close_stdin();  // hold-cmd exits on EOF
   EXPECT_EQ(cli.wait_exit(), 0);
@@ -90,7 +92,7 @@ TEST_P(CliRunTest, CommandRunsWhileTheLockIsHeldAndItIsReleasedAfterwards) {
 }
 
 TEST_P(CliRunTest, Exits75WhenAnotherProcessHoldsTheLock) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
   EXPECT_EQ(run({"--timeout", "0"}, {"/bin/true"}).wait_exit(), kExitNotLocked);
 
@@ -115,8 +117,8 @@ TEST_P(CliRunTest, Exits127ForAMissingCommand) {
 }
 
 TEST_P(CliRunTest, SharedHoldersRunConcurrently) {
-  Process first = run({"--shared"}, self_role("hold-cmd"));
-  Process second = run({"--shared"}, self_role("hold-cmd"));
+  Subprocess first = run({"--shared"}, self_role("hold-cmd"));
+  Subprocess second = run({"--shared"}, self_role("hold-cmd"));
   // Both commands are running at the same time, each under its shared lock.
   ASSERT_EQ(first.read_line().value_or("<no reply>"), "READY");
   ASSERT_EQ(second.read_line().value_or("<no reply>"), "READY");
@@ -136,18 +138,18 @@ TEST_P(CliRunTest, CommandDoesNotInheritTheLockFd) {
   ASSERT_GE(leaked, 0);
   SpawnOptions with_fd;
   with_fd.extra_fds = {{leaked, 5}};
-  Process control = Process::child("count-fds", {path_.string()}, with_fd);
+  Subprocess control = Subprocess::self("count-fds", {path_.string()}, with_fd);
   EXPECT_EQ(control.read_line().value_or("<no reply>"), "FDS 1");
   EXPECT_EQ(control.wait_exit(), 1);
   ::close(leaked);
 
-  Process cli = run({}, self_role("count-fds", {path_.string()}));
+  Subprocess cli = run({}, self_role("count-fds", {path_.string()}));
   EXPECT_EQ(cli.read_line().value_or("<no reply>"), "FDS 0");
   EXPECT_EQ(cli.wait_exit(), 0);
 }
 
 TEST_P(CliRunTest, SigtermIsForwardedToTheCommand) {
-  Process cli = run({}, self_role("hold-cmd"));
+  Subprocess cli = run({}, self_role("hold-cmd"));
   ASSERT_EQ(cli.read_line().value_or("<no reply>"), "READY");
   // locksmith installs its forwarding handlers before it starts the command, so by the time the
   // command says READY they are in place (a SIGTERM earlier would have been held, not lost).
@@ -207,7 +209,7 @@ TEST_P(CliRunStopTest, SignalWhileWaitingLeavesNothingBehind) {
   auto holder = open_lock(spec);
   ASSERT_TRUE(holder->try_lock());
   const auto before = names_in(dir.path());
-  Process cli = run_spec(spec, {}, {"/bin/true"});
+  Subprocess cli = run_spec(spec, {}, {"/bin/true"});
   // Waiting: its claim / temporary file is there (for link and dotlock), its handler is in place.
   if (std::string(c.kind) == "link" || std::string(c.kind) == "dotlock") {
     ASSERT_TRUE(eventually([&] { return names_in(dir.path()).size() > before.size(); }))
@@ -243,7 +245,7 @@ TEST(CliRun, LinkOnANonRegularFileExits2AtOnce) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.path);
     const auto start = Clock::now();
-    Process cli = Process::spawn(
+    Subprocess cli = Subprocess::spawn(
         {"/bin/sh", "-c", std::string(kCli) + " run --lock link:" + c.path + " -- true 2>&1"});
     const std::string line = cli.read_line(5s).value_or("<no reply>");
     EXPECT_EQ(cli.wait_exit(5s), kExitUsage);

@@ -21,12 +21,12 @@ std::string backend_name(Backend b) {
 }
 
 // Starts every worker, waits until all are READY, then lets them go together.
-void start_together(std::vector<Process>& workers) {
+void start_together(std::vector<Subprocess>& workers) {
   for (auto& w : workers) ASSERT_EQ(w.read_line().value_or("<no reply>"), "READY");
   for (auto& w : workers) ASSERT_TRUE(w.send("go"));
 }
 
-void expect_all_done(std::vector<Process>& workers) {
+void expect_all_done(std::vector<Subprocess>& workers) {
   for (auto& w : workers) {
     EXPECT_EQ(w.read_line().value_or("<no reply>"), "DONE");
     EXPECT_EQ(w.wait_exit(), 0);
@@ -46,10 +46,11 @@ TEST_P(ContentionTest, LockedCounterLosesNoUpdate) {
   constexpr int kIncrements = 150;
   const auto counter = dir_ / "counter";
   std::ofstream(counter) << "0";
-  std::vector<Process> workers;
+  std::vector<Subprocess> workers;
   for (int i = 0; i < kWorkers; ++i) {
-    workers.push_back(Process::child("counter", {backend_name(backend()), (dir_ / "lock").string(),
-                                                 counter.string(), std::to_string(kIncrements)}));
+    workers.push_back(
+        Subprocess::self("counter", {backend_name(backend()), (dir_ / "lock").string(),
+                                     counter.string(), std::to_string(kIncrements)}));
   }
   ASSERT_NO_FATAL_FAILURE(start_together(workers));
   expect_all_done(workers);
@@ -67,9 +68,9 @@ TEST_P(ContentionTest, SemaphoreNeverExceedsItsBound) {
   constexpr int kMax = 2;
   const auto shm_path = dir_ / "occupancy";
   SharedCounters::create(shm_path);
-  std::vector<Process> workers;
+  std::vector<Subprocess> workers;
   for (int i = 0; i < kWorkers; ++i) {
-    workers.push_back(Process::child(
+    workers.push_back(Subprocess::self(
         "sem-worker", {backend_name(backend()), dir_.path().string(), "sem", std::to_string(kMax),
                        shm_path.string(), std::to_string(i), std::to_string(kIterations)}));
   }
@@ -90,11 +91,11 @@ TEST_P(ContentionTest, SemaphoreNeverExceedsItsBound) {
 // for a third process and for this one, and a slot comes back by release or by SIGKILL.
 TEST_P(ContentionTest, SemaphoreSlotsAcrossProcesses) {
   auto sem_child = [&] {
-    return Process::child("sem", {backend_name(backend()), dir_.path().string(), "pool", "2"});
+    return Subprocess::self("sem", {backend_name(backend()), dir_.path().string(), "pool", "2"});
   };
-  Process a = sem_child();
-  Process b = sem_child();
-  Process c = sem_child();
+  Subprocess a = sem_child();
+  Subprocess b = sem_child();
+  Subprocess c = sem_child();
   ASSERT_EQ(a.request("acquire"), "SLOT 0");
   ASSERT_EQ(b.request("acquire"), "SLOT 1");
   EXPECT_EQ(c.request("acquire"), "BUSY");

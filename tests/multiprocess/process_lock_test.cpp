@@ -37,7 +37,9 @@ class ProcessLockTest : public ::testing::TestWithParam<Backend> {
  protected:
   Backend backend() const { return GetParam(); }
 
-  Process locker() { return Process::child("locker", {backend_name(backend()), path_.string()}); }
+  Subprocess locker() {
+    return Subprocess::self("locker", {backend_name(backend()), path_.string()});
+  }
 
   // Whether this process can take the lock now, without waiting (released again at once).
   bool parent_can_lock(LockMode mode = LockMode::exclusive) const {
@@ -52,8 +54,8 @@ class ProcessLockTest : public ::testing::TestWithParam<Backend> {
 };
 
 TEST_P(ProcessLockTest, ExclusiveHolderExcludesOtherProcessesUntilUnlock) {
-  Process holder = locker();
-  Process other = locker();
+  Subprocess holder = locker();
+  Subprocess other = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
   EXPECT_FALSE(parent_can_lock(LockMode::exclusive));
   EXPECT_FALSE(parent_can_lock(LockMode::shared));
@@ -67,9 +69,9 @@ TEST_P(ProcessLockTest, ExclusiveHolderExcludesOtherProcessesUntilUnlock) {
 }
 
 TEST_P(ProcessLockTest, SharedHoldersTogetherButNeverWithAWriter) {
-  Process reader1 = locker();
-  Process reader2 = locker();
-  Process writer = locker();
+  Subprocess reader1 = locker();
+  Subprocess reader2 = locker();
+  Subprocess writer = locker();
   ASSERT_EQ(reader1.request("acquire sh"), "LOCKED");
   ASSERT_EQ(reader2.request("acquire sh"), "LOCKED");
   EXPECT_EQ(writer.request("acquire ex"), "BUSY");
@@ -85,7 +87,7 @@ TEST_P(ProcessLockTest, SharedHoldersTogetherButNeverWithAWriter) {
 }
 
 TEST_P(ProcessLockTest, ReleasedByClosingTheLockedFd) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("open"), "FD 0");
   ASSERT_EQ(holder.request("lock 0 ex"), "LOCKED");
   EXPECT_FALSE(parent_can_lock());
@@ -96,7 +98,7 @@ TEST_P(ProcessLockTest, ReleasedByClosingTheLockedFd) {
 // posix locks belong to the process and die with ANY close of the file in that process;
 // flock and OFD locks belong to the open file description and survive an unrelated close.
 TEST_P(ProcessLockTest, ClosingAnotherFdOfTheFileDropsOnlyPosixLocks) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
   EXPECT_FALSE(parent_can_lock());
   ASSERT_EQ(holder.request("touch-close"), "OK");
@@ -108,7 +110,7 @@ TEST_P(ProcessLockTest, ClosingAnotherFdOfTheFileDropsOnlyPosixLocks) {
 }
 
 TEST_P(ProcessLockTest, ReleasedByNormalExitOfTheHolder) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
   EXPECT_FALSE(parent_can_lock());
   ASSERT_TRUE(holder.send("exit"));  // _exit(0): no unlock, no destructor
@@ -117,7 +119,7 @@ TEST_P(ProcessLockTest, ReleasedByNormalExitOfTheHolder) {
 }
 
 TEST_P(ProcessLockTest, ReleasedBySigkillOfTheHolder) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
   EXPECT_FALSE(parent_can_lock());
   ASSERT_EQ(holder.kill(SIGKILL), -SIGKILL);
@@ -130,7 +132,7 @@ TEST_P(ProcessLockTest, ReleasedBySigkillOfTheHolder) {
 // its parent's lock and holds nothing once the parent lets go.
 TEST_P(ProcessLockTest, ForkSharesFlockAndOfdLocksButNotPosixLocks) {
   const bool shared_by_fork = backend() != Backend::posix;
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("open"), "FD 0");
   ASSERT_EQ(holder.request("lock 0 ex"), "LOCKED");
 
@@ -167,7 +169,7 @@ TEST_P(ProcessLockTest, ThreadsWithSeparateOpensExcludeExceptWithPosix) {
   };
   ASSERT_FALSE(in_thread(first));
   // The lock is real: another process is excluded.
-  Process other = locker();
+  Subprocess other = locker();
   EXPECT_EQ(other.request("acquire ex"), "BUSY");
 
   const std::error_code second_ec = in_thread(second);
@@ -183,7 +185,7 @@ TEST_P(ProcessLockTest, ThreadsWithSeparateOpensExcludeExceptWithPosix) {
 }
 
 TEST_P(ProcessLockTest, TimedAcquireFailsWithLockTimeoutAfterItsTimeout) {
-  Process holder = locker();
+  Subprocess holder = locker();
   ASSERT_EQ(holder.request("acquire ex"), "LOCKED");
 
   LockOptions o = options_for(backend());
@@ -219,7 +221,7 @@ TEST_P(ProcessLockTest, TimedAcquireFailsWithLockTimeoutAfterItsTimeout) {
 TEST_P(ProcessLockTest, BlockedWaiterIsGrantedTheLockWhenTheHolderReleases) {
   FileLock mine(path_, options_for(backend()));
   ASSERT_FALSE(mine.acquire(LockMode::exclusive, Clock::time_point::min()));
-  Process waiter = locker();
+  Subprocess waiter = locker();
   // The waiter's own deadline (60 s) is longer than our read bound (20 s): if the release did not
   // wake it, the read below times out and the test fails instead of passing slowly.
   ASSERT_TRUE(waiter.send("wait ex 60000"));

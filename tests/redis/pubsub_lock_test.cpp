@@ -15,12 +15,12 @@
 #include <thread>
 #include <vector>
 
-#include "link_test_util.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/redis/pubsub_lock.hpp"
 #include "locksmith/redis/spec.hpp"
 #include "locksmith/spec.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -30,14 +30,15 @@ using locksmith::LockMode;
 using locksmith::redis::PubSubOptions;
 using locksmith::redis::RedisLock;
 using locksmith::redis::testing::RedisTest;
-namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 constexpr const char* kPython = LOCKSMITH_REDIS_PYTHON;
 constexpr const char* kPeer = LOCKSMITH_PUBSUB_PY_PEER;
 
 // Waits (bounded) until `pred` holds: Redis offers no event for these state changes.
 template <class F>
-bool eventually(F pred, std::chrono::milliseconds limit = 10s) {
+bool eventually(F pred, std::chrono::milliseconds limit = locksmith::test::kWaitLimit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= until) return false;
@@ -49,7 +50,7 @@ bool eventually(F pred, std::chrono::milliseconds limit = 10s) {
 // SIGSTOPs a child and waits (bounded) until it is really stopped: kill() only queues the signal.
 bool stop_child(pid_t pid) {
   if (::kill(pid, SIGSTOP) != 0) return false;
-  const auto until = std::chrono::steady_clock::now() + lt::kIoTimeout;
+  const auto until = std::chrono::steady_clock::now() + locksmith::test::kWaitLimit;
   for (;;) {
     int status = 0;
     const pid_t r = ::waitpid(pid, &status, WUNTRACED | WNOHANG);
@@ -190,14 +191,14 @@ TEST_F(PubSubLockTest, KilledConnectionMeansLost) {
 }
 
 // The holder is a forked child that says HELD and waits; the parent kills it.
-void start_holder(lt::Child& child, locksmith::redis::ConnectOptions server) {
-  ASSERT_TRUE(child.fork_fn([server](int in, int out) {
-    RedisLock lock(server, "res");
-    if (!lock.try_lock()) return 2;
-    lt::child_write(out, "HELD");
-    (void)lt::child_read(in);  // until killed (or the parent closes the pipe)
-    return 0;
-  }));
+void start_holder(Subprocess& child, locksmith::redis::ConnectOptions server) {
+  ASSERT_NO_THROW(child = Subprocess::fork([server](Channel& parent) {
+                    RedisLock lock(server, "res");
+                    if (!lock.try_lock()) return 2;
+                    parent.send("HELD");
+                    (void)parent.read_line();  // until killed (or the parent closes the pipe)
+                    return 0;
+                  }));
   ASSERT_EQ(child.read_line().value_or("(no answer)"), "HELD");
 }
 
@@ -215,18 +216,18 @@ TEST_F(PubSubLockTest, ReusedConnectionKilledWhileIdle) {
 }
 
 TEST_F(PubSubLockTest, HolderSigkilledFreesLock) {
-  lt::Child child;
+  Subprocess child;
   ASSERT_NO_FATAL_FAILURE(start_holder(child, server()));
   RedisLock b(server(), "res");
   EXPECT_FALSE(b.try_lock());
-  child.kill_and_reap();
+  child.kill(SIGKILL);
   EXPECT_TRUE(b.try_lock_for(10s)) << b.last_error();
   EXPECT_EQ(b.reaped(), 0u);  // the server dropped the dead holder's subscription by itself
   b.unlock();
 }
 
 TEST_F(PubSubLockTest, HungHolderIsReaped) {
-  lt::Child child;
+  Subprocess child;
   ASSERT_NO_FATAL_FAILURE(start_holder(child, server()));
   ASSERT_TRUE(stop_child(child.pid()));
   PubSubOptions o;
@@ -238,7 +239,7 @@ TEST_F(PubSubLockTest, HungHolderIsReaped) {
   EXPECT_EQ(numsub("res"), 1);
   b.unlock();
   ::kill(child.pid(), SIGCONT);
-  child.kill_and_reap();
+  child.kill(SIGKILL);
 }
 
 TEST_F(PubSubLockTest, SpecOpensRedisLock) {
@@ -709,19 +710,20 @@ TEST_F(PubSubLockTest, SpecSharedOption) {
 
 class InteropPubSub : public PubSubLockTest {
  protected:
-  void start_py(lt::Child& py, const std::string& channel) {
-    ASSERT_TRUE(py.spawn({kPython, kPeer, std::to_string(server_->port()), channel}));
+  void start_py(Subprocess& py, const std::string& channel) {
+    ASSERT_NO_THROW(
+        py = Subprocess::spawn({kPython, kPeer, std::to_string(server_->port()), channel}));
     ASSERT_EQ(py.read_line().value_or("(no answer)"), "READY")
         << "is Debian's python3-portalocker installed for " << kPython << "?";
   }
-  std::string ask(lt::Child& py, const std::string& command) {
+  std::string ask(Subprocess& py, const std::string& command) {
     if (!py.send(command)) return "(send failed)";
     return py.read_line().value_or("(no answer)");
   }
 };
 
 TEST_F(InteropPubSub, PythonHoldsCppBusy) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   ASSERT_EQ(ask(py, "try"), "ACQUIRED");
   EXPECT_EQ(numsub("res"), 1);
@@ -748,7 +750,7 @@ TEST_F(InteropPubSub, PythonHoldsCppBusy) {
 }
 
 TEST_F(InteropPubSub, CppHoldsPythonFailsThenGetsItOnRelease) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   RedisLock lock(server(), "res");
   ASSERT_TRUE(lock.try_lock()) << lock.last_error();
@@ -777,7 +779,7 @@ namespace {
 // A Python holder that stopped answering (SIGSTOP) is reaped by name ("res-lock") as portalocker
 // names its subscriber connection; the C++ contender then holds the lock.
 TEST_F(InteropPubSub, HungPythonHolderIsReaped) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   ASSERT_EQ(ask(py, "try"), "ACQUIRED");
   ASSERT_TRUE(stop_child(py.pid()));
@@ -798,7 +800,7 @@ namespace {
 // Shared C++ holders vs Debian's 2.2.1: Python sees them as held (any reply means held), and a
 // C++ shared contender counts a Python (legacy) holder as exclusive.
 TEST_F(InteropPubSub, SharedCppHoldersAndLegacyPython) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   RedisLock a(server(), "res");
   RedisLock b(server(), "res");

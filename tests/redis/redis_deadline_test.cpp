@@ -21,6 +21,7 @@
 #include "locksmith/redis/redlock.hpp"
 #include "redis_server.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -190,17 +191,8 @@ struct Output {
 
 // Runs a shell command (bounded by the fix under test) and returns its status and output.
 Output run(const std::string& cmd) {
-  Output o;
-  const auto start = std::chrono::steady_clock::now();
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  o.took = std::chrono::steady_clock::now() - start;
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return o;
+  const locksmith::test::Completed c = locksmith::test::run_shell(cmd);
+  return Output{locksmith::test::shell_status(c.exit), c.out, c.took};
 }
 
 // `run -t 1` against a stopped server: "cannot lock ...: redis HOST:PORT did not answer within

@@ -6,9 +6,9 @@
 #include <string>
 #include <thread>
 
-#include "link_test_util.hpp"
 #include "locksmith/redis/lease.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -17,7 +17,8 @@ using locksmith::Clock;
 using locksmith::redis::LeaseOptions;
 using locksmith::redis::RedisLease;
 using locksmith::redis::testing::RedisTest;
-namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 constexpr const char* kPython = LOCKSMITH_REDIS_PYTHON;
 constexpr const char* kPeer = LOCKSMITH_REDIS_PY_PEER;
@@ -25,12 +26,12 @@ constexpr const char* kPeer = LOCKSMITH_REDIS_PY_PEER;
 class RedisInterop : public RedisTest {
  protected:
   // Starts the Python peer on `key`; fails the test unless it says READY.
-  void start_py(lt::Child& py, const std::string& key) {
-    ASSERT_TRUE(py.spawn({kPython, kPeer, std::to_string(server_->port()), key}));
+  void start_py(Subprocess& py, const std::string& key) {
+    ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, std::to_string(server_->port()), key}));
     ASSERT_EQ(py.read_line().value_or("(no answer)"), "READY")
         << "is Debian's python3-redis installed for " << kPython << "?";
   }
-  std::string ask(lt::Child& py, const std::string& command) {
+  std::string ask(Subprocess& py, const std::string& command) {
     if (!py.send(command)) return "(send failed)";
     return py.read_line().value_or("(no answer)");
   }
@@ -46,7 +47,7 @@ class RedisInterop : public RedisTest {
 };
 
 TEST_F(RedisInterop, CppHoldsPythonCannotAcquire) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   RedisLease lease(server(), "res", opts());
   ASSERT_TRUE(lease.try_lock()) << lease.last_error();
@@ -59,7 +60,7 @@ TEST_F(RedisInterop, CppHoldsPythonCannotAcquire) {
 }
 
 TEST_F(RedisInterop, PythonHoldsCppBusyUntilPythonReleases) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   const std::string tok = token_of(ask(py, "try"));
   ASSERT_EQ(tok.size(), 32u);  // uuid1().hex
@@ -81,7 +82,7 @@ TEST_F(RedisInterop, PythonHoldsCppBusyUntilPythonReleases) {
 }
 
 TEST_F(RedisInterop, PythonReleasesCppLeaseOnlyWithItsToken) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   RedisLease lease(server(), "res", opts());
   ASSERT_TRUE(lease.try_lock());
@@ -96,7 +97,7 @@ TEST_F(RedisInterop, PythonReleasesCppLeaseOnlyWithItsToken) {
 }
 
 TEST_F(RedisInterop, CppReleasesPythonLeaseOnlyWithItsToken) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   const std::string tok = token_of(ask(py, "try"));
   ASSERT_FALSE(tok.empty());
@@ -117,7 +118,7 @@ TEST_F(RedisInterop, CppReleasesPythonLeaseOnlyWithItsToken) {
 }
 
 TEST_F(RedisInterop, PythonWaiterGetsItWhenCppReleases) {
-  lt::Child py;
+  Subprocess py;
   ASSERT_NO_FATAL_FAILURE(start_py(py, "res"));
   RedisLease lease(server(), "res", opts());
   ASSERT_TRUE(lease.try_lock());

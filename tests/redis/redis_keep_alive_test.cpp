@@ -4,6 +4,7 @@
 // Real redis-servers on free loopback ports.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -24,6 +25,7 @@
 #include "locksmith/redis/redlock.hpp"
 #include "redis_server.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -40,8 +42,8 @@ using locksmith::redis::RedlockOptions;
 using locksmith::redis::testing::RedisServer;
 using locksmith::redis::testing::RedisTest;
 
-// Every wait here ends by this bound.
-constexpr auto kBound = 10s;
+// Every wait here ends by the one bound of the test suites.
+using locksmith::test::kWaitLimit;
 
 bool readable_within(int fd, Clock::duration within) {
   struct pollfd p {};
@@ -54,7 +56,7 @@ bool readable_within(int fd, Clock::duration within) {
 
 template <class Pred>
 bool eventually(Pred pred) {
-  const auto until = Clock::now() + kBound;
+  const auto until = Clock::now() + kWaitLimit;
   while (!pred()) {
     if (Clock::now() > until) return false;
     std::this_thread::sleep_for(2ms);
@@ -76,7 +78,7 @@ TEST_F(RedisKeepAlive, ALeaseOutlivesItsTtlAndADeletedKeyIsALoss) {
   EXPECT_FALSE(other.try_lock());
   EXPECT_FALSE(keeper.lost());
   ASSERT_TRUE(admin().command({"DEL", "k"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
   keeper.stop();
   EXPECT_EQ(holder.release(), make_error_code(errc::lock_lost));
@@ -93,7 +95,7 @@ TEST_F(RedisKeepAlive, ARedlockOutlivesMaxExtensionsAndItsTtl) {
   ASSERT_TRUE(eventually([&] { return keeper.renewals() >= 6; }));
   EXPECT_FALSE(other.try_lock());
   ASSERT_TRUE(admin().command({"DEL", "k"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
 }
 
@@ -108,7 +110,7 @@ TEST_F(RedisKeepAlive, ADroppedPubSubConnectionIsPushedAtOnce) {
   ASSERT_TRUE(keeper.active());
   EXPECT_FALSE(readable_within(keeper.notify_handle(), 20ms));
   ASSERT_TRUE(admin().command({"CLIENT", "KILL", "TYPE", "pubsub"}));
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_TRUE(keeper.lost());
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
   keeper.stop();
@@ -116,39 +118,34 @@ TEST_F(RedisKeepAlive, ADroppedPubSubConnectionIsPushedAtOnce) {
 }
 
 #ifdef LOCKSMITH_BINARY
-// `locksmith run` in the background: its exit status and stderr once it ends.
+// `locksmith run` in the background (through the shell): its exit status and output (stdout
+// and stderr) once it ends.
 class Background {
  public:
-  explicit Background(const std::string& cmd)
-      : thread_([this, cmd] {
-          FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-          if (p == nullptr) return;
-          std::array<char, 4096> buf{};
-          std::size_t n = 0;
-          while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out_.append(buf.data(), n);
-          const int status = ::pclose(p);
-          status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-        }) {}
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
-  ~Background() {
-    if (thread_.joinable()) thread_.join();
-  }
+  explicit Background(const std::string& cmd) : proc_(spawn(cmd)) {}
+  // The shell's status (128+N for signal N), once it ended (bounded; killed after the bound).
   int wait() {
-    thread_.join();
-    return status_;
+    out_ += proc_.read_all();
+    const auto exit = proc_.wait_exit();
+    if (!exit) proc_.kill(SIGKILL);
+    return locksmith::test::shell_status(exit);
   }
   const std::string& out() const { return out_; }
 
  private:
+  static locksmith::test::Subprocess spawn(const std::string& cmd) {
+    locksmith::test::SpawnOptions o;
+    o.in = locksmith::test::Stdio::null;
+    o.err = locksmith::test::Stdio::stdout_;
+    return locksmith::test::Subprocess::spawn({"/bin/sh", "-c", cmd}, o);
+  }
+
+  locksmith::test::Subprocess proc_;
   std::string out_;
-  int status_ = -1;
-  std::thread thread_;
 };
 
 int run_now(const std::string& cmd) {
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return locksmith::test::shell_status(locksmith::test::run_shell(cmd).exit);
 }
 
 // A fresh directory, removed with its contents at the end.

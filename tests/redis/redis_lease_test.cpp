@@ -11,13 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include "link_test_util.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/redis/connection.hpp"
 #include "locksmith/redis/lease.hpp"
 #include "locksmith/redis/spec.hpp"
 #include "locksmith/spec.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -32,7 +32,8 @@ using locksmith::redis::Reply;
 using locksmith::redis::Result;
 using locksmith::redis::Script;
 using locksmith::redis::testing::RedisTest;
-namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 namespace rerr = locksmith::redis;
 
 constexpr auto kNow = Clock::time_point::min();
@@ -461,17 +462,17 @@ TEST_F(RedisLeaseTest, WaiterIsWokenByRelease) {
   RedisLease a(server(), "res", ttl(60s));
   ASSERT_TRUE(a.try_lock());
   const ConnectOptions srv = server();
-  lt::Child waiter;
-  ASSERT_TRUE(waiter.fork_fn([&](int, int out) {
-    LeaseOptions o = ttl(60s);
-    o.backstop.reset();  // only a release notice (or the 60 s ttl) can wake it
-    RedisLease b(srv, "res", o);
-    const bool got = b.try_lock_for(30s);
-    lt::child_write(out, got ? "GOT" : "TIMEOUT " + b.last_error());
-    // A second wait on the same object reuses its subscription.
-    b.unlock();
-    return 0;
-  }));
+  Subprocess waiter;
+  ASSERT_NO_THROW(waiter = Subprocess::fork([&](Channel& parent) {
+                    LeaseOptions o = ttl(60s);
+                    o.backstop.reset();  // only a release notice (or the 60 s ttl) can wake it
+                    RedisLease b(srv, "res", o);
+                    const bool got = b.try_lock_for(30s);
+                    parent.send(got ? "GOT" : "TIMEOUT " + b.last_error());
+                    // A second wait on the same object reuses its subscription.
+                    b.unlock();
+                    return 0;
+                  }));
   // Release once the waiter is subscribed (bounded).
   const auto until = Clock::now() + 20s;
   long long subscribers = 0;
@@ -485,9 +486,9 @@ TEST_F(RedisLeaseTest, WaiterIsWokenByRelease) {
   ASSERT_EQ(subscribers, 1);
   a.unlock();
   EXPECT_EQ(waiter.read_line(std::chrono::seconds(25)).value_or("(none)"), "GOT");
-  const auto status = waiter.wait();
+  const auto status = waiter.wait_exit();
   ASSERT_TRUE(status.has_value());
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  EXPECT_TRUE(*status == 0);
 }
 
 TEST_F(RedisLeaseTest, WaiterReusesItsSubscriberBetweenWaits) {
@@ -523,10 +524,10 @@ TEST_F(RedisLeaseTest, FenceStrictlyIncreasesAcrossProcesses) {
   constexpr int kProcs = 4;
   constexpr int kRounds = 25;
   const ConnectOptions srv = server();
-  std::vector<std::unique_ptr<lt::Child>> kids;
+  std::vector<std::unique_ptr<Subprocess>> kids;
   for (int p = 0; p < kProcs; ++p) {
-    kids.push_back(std::make_unique<lt::Child>());
-    ASSERT_TRUE(kids.back()->fork_fn([&](int, int out) {
+    kids.push_back(std::make_unique<Subprocess>());
+    ASSERT_NO_THROW(*kids.back() = Subprocess::fork([&](Channel& parent) {
       LeaseOptions o = ttl(30s);
       o.timeout = 60s;
       RedisLease lease(srv, "res", o);
@@ -539,7 +540,7 @@ TEST_F(RedisLeaseTest, FenceStrictlyIncreasesAcrossProcesses) {
         line << *lease.fence() << ' ';
         if (lease.release()) return 4;
       }
-      lt::child_write(out, line.str());
+      parent.send(line.str());
       return 0;
     }));
   }
@@ -552,9 +553,9 @@ TEST_F(RedisLeaseTest, FenceStrictlyIncreasesAcrossProcesses) {
     EXPECT_EQ(mine.size(), static_cast<std::size_t>(kRounds)) << "child said: " << line;
     EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
     all.insert(mine.begin(), mine.end());
-    const auto status = k->wait();
+    const auto status = k->wait_exit();
     ASSERT_TRUE(status.has_value());
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "status " << *status;
+    EXPECT_TRUE(*status == 0) << "status " << *status;
   }
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kProcs * kRounds));  // no fence twice
   ASSERT_FALSE(all.empty());

@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "link_test_util.hpp"
 #include "locksmith/error.hpp"
 #include "locksmith/redis/connection.hpp"
 #include "locksmith/redis/lease.hpp"
@@ -18,6 +17,7 @@
 #include "locksmith/redis/spec.hpp"
 #include "locksmith/spec.hpp"
 #include "redis_server.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -31,7 +31,8 @@ using locksmith::redis::RedlockOptions;
 using locksmith::redis::Result;
 using locksmith::redis::testing::RedisServer;
 namespace lerr = locksmith;
-namespace lt = locksmith::linktest;
+using locksmith::test::Channel;
+using locksmith::test::Subprocess;
 
 constexpr auto kNow = Clock::time_point::min();
 constexpr const char* kKey = "rl:key";
@@ -361,13 +362,14 @@ TEST_F(RedlockTest, RedisPyOnOneMasterSeesANormalLease) {
       "print('OWNED' if mine.owned() else 'NOT-OWNED', flush=True)\n"
       "mine.release()\n"
       "print('RELEASED', flush=True)\n";
-  lt::Child py;
-  ASSERT_TRUE(py.spawn(
-      {"/usr/bin/python3", "-c", script, std::to_string(servers_[2]->port()), kKey, lock.token()}));
+  Subprocess py;
+  ASSERT_NO_THROW(py =
+                      Subprocess::spawn({"/usr/bin/python3", "-c", script,
+                                         std::to_string(servers_[2]->port()), kKey, lock.token()}));
   EXPECT_EQ(py.read_line().value_or("(no answer)"), "BUSY");
   EXPECT_EQ(py.read_line().value_or("(no answer)"), "OWNED");
   EXPECT_EQ(py.read_line().value_or("(no answer)"), "RELEASED");
-  EXPECT_EQ(py.wait().value_or(-1), 0);
+  EXPECT_EQ(py.wait_exit().value_or(-1), 0);
   EXPECT_EQ(get(2), "(nil)");
   EXPECT_EQ(lock.release(), std::error_code()) << lock.last_error();  // 2 of 3 still held
 }

@@ -17,6 +17,7 @@
 #include "locksmith/redis/lease.hpp"
 #include "locksmith/redis/registry.hpp"
 #include "redis_test_util.hpp"
+#include "subprocess.hpp"
 
 namespace {
 
@@ -52,15 +53,8 @@ struct Output {
 // Runs a shell command (bounded: every command here fails at once rather than waits) and
 // returns its exit status and stdout.
 Output run(const std::string& cmd) {
-  Output o;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  o.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-  return o;
+  const locksmith::test::Completed c = locksmith::test::run_shell(cmd);
+  return Output{locksmith::test::shell_status(c.exit), c.out};
 }
 
 class RedisRegistry : public RedisTest {

@@ -6,19 +6,21 @@
 // Chromium is required: install it (Debian package `chromium`, see ci/install-deps.sh) or point
 // LOCKSMITH_CHROMIUM at a binary. LOCKSMITH_SKIP_BROWSER_TESTS=1 skips these tests explicitly.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "sample_reports.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 
 namespace locksmith::test {
@@ -57,7 +59,6 @@ struct Page {
 // after the load. Bounded by timeout(1): 60 s, then SIGKILL 5 s later.
 Page load(const std::string& chromium, const std::filesystem::path& html, const TempDir& dir) {
   const auto profile = dir / "profile";
-  const auto out = dir / "dom.html";
   const auto err = dir / "stderr.txt";
   std::filesystem::create_directories(profile);
   std::vector<std::string> args = {"timeout",
@@ -79,21 +80,19 @@ Page load(const std::string& chromium, const std::filesystem::path& html, const 
                                    "--dump-dom",
                                    "file://" + html.string()};
   Page page;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (std::freopen(out.c_str(), "w", stdout) == nullptr) ::_exit(126);
-    if (std::freopen(err.c_str(), "w", stderr) == nullptr) ::_exit(126);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
+  locksmith::test::SpawnOptions o;
+  o.search_path = true;
+  o.err = locksmith::test::Stdio::file;
+  o.stderr_file = err.string();
+  try {
+    // Bounded twice: timeout(1) kills Chromium after 65 s at the latest, and run() waits 70 s.
+    const auto done = locksmith::test::run(args, o, std::chrono::seconds(70));
+    if (done.exit && *done.exit >= 0) page.status = *done.exit;
+    page.dom = done.out;
+  } catch (const std::system_error& e) {
+    page.log = e.what();  // timeout(1) could not be run
+    return page;
   }
-  if (pid < 0) return page;
-  int status = 0;
-  // Bounded: timeout(1) kills Chromium after 65 s at the latest.
-  if (::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) page.status = WEXITSTATUS(status);
-  page.dom = read_file(out);
   page.log = read_file(err);
   return page;
 }

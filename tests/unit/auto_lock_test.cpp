@@ -26,7 +26,7 @@ bool refuse_locks(bool fcntl_too) { return test::fail_syscalls({SYS_flock}, ENOL
 // What a child that refuses some locks saw: the mechanism AutoLock chose, as a letter
 // (f = flock, p = posix, l = link, ? = other), then 'B' if the lock was busy or 'H' if it held it.
 std::string locked_by_refusing_child(const fs::path& path, bool fcntl_too) {
-  Child child([&](Child& self) {
+  Subprocess child = Subprocess::fork([&](Channel& self) {
     if (!refuse_locks(fcntl_too)) {
       self.send('S');
       return 0;

@@ -1,35 +1,17 @@
-// One conformance suite, run against every lock type through the uniform Lockable interface
-// (GoogleTest typed tests). Contention comes from a forked holder process, so the same tests
-// hold for process-scoped locks (fcntl) and for locks owned by an open file description.
-#include <gtest/gtest.h>
-
+// The conformance suite (tests/support/conformance.hpp) for every lock type of locksmith::core:
+// file locks on each backend, their RLock / temporary / pid-file variants, semaphores, locks opened
+// from spec strings, and the link and lockfile families. The Redis locks run the same suite in
+// tests/redis (they need a redis-server).
 #include <chrono>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
-#include <thread>
-#include <type_traits>
+#include <string_view>
 #include <vector>
 
+#include "conformance.hpp"
 #include "locksmith/locksmith.hpp"
-#include "test_support.hpp"
-#include "unit_helpers.hpp"
 
-// The lock types live in a short named namespace because ctest test names show them
-// ("Conformance.DestructionReleases<conformance::FileLockPosix>").
 namespace conformance {
-
-using namespace locksmith;        // NOLINT(google-build-using-namespace)
-using namespace locksmith::unit;  // NOLINT(google-build-using-namespace)
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
-
-// How lock() waits, in each type's own options.
-struct Policy {
-  std::optional<Clock::duration> timeout;
-  bool fail_when_locked = false;
-};
 
 LockOptions file_options(Backend b, const Policy& p, LockOptions o = {}) {
   o.backend = b;
@@ -38,11 +20,7 @@ LockOptions file_options(Backend b, const Policy& p, LockOptions o = {}) {
   return o;
 }
 
-// Each lock type: how to make an object on (dir, name), what describe() must say, and the
-// properties the suite checks:
-//   kCapacity      holders at once (1, or a semaphore's maximum)
-//   kProcessScoped a second object in the same process does not conflict (fcntl locks)
-//   kShared        supports_shared()
+// Each lock type is a traits struct (what the fields mean: tests/support/conformance.hpp).
 template <Backend B>
 struct FileLockOn {
   static constexpr unsigned kCapacity = 1;
@@ -59,6 +37,7 @@ struct FileLockOn {
 };
 
 struct RLock_ : FileLockOn<Backend::flock> {
+  static constexpr bool kReentrant = true;
   static std::unique_ptr<Lockable> make(const fs::path& dir, const std::string& name,
                                         const Policy& p = {}) {
     return std::make_unique<RLock>(dir / name, file_options(Backend::flock, p));
@@ -158,70 +137,6 @@ struct BarePrefix {
   static constexpr const char* kKind = "flock";
 };
 
-template <class T>
-class Conformance : public ::testing::Test {
- protected:
-  std::unique_ptr<Lockable> make(const Policy& p = {}, const std::string& name = "lock") {
-    return T::make(dir_.path(), name, p);
-  }
-  std::string target(const std::string& name = "lock") { return T::target(dir_.path(), name); }
-
-  // Holds the lock to capacity in a forked child until told to release ('R').
-  std::unique_ptr<Child> hold_elsewhere(const std::string& name = "lock") {
-    const fs::path dir = dir_.path();
-    auto child = std::make_unique<Child>([dir, name](Child& self) {
-      std::vector<std::unique_ptr<Lockable>> held;
-      for (unsigned i = 0; i < T::kCapacity; ++i) {
-        held.push_back(T::make(dir, name));
-        if (!held.back()->try_lock()) {
-          self.send('F');
-          return 1;
-        }
-      }
-      self.send('L');
-      (void)self.receive();  // 'R', or end of stream when the test is over
-      held.clear();
-      self.send('D');
-      return 0;
-    });
-    EXPECT_EQ(child->receive(), 'L') << "the holder process could not take the lock";
-    return child;
-  }
-
-  static void release_elsewhere(Child& child) {
-    child.send('R');
-    EXPECT_EQ(child.receive(), 'D');
-  }
-
-  // Whether a fresh object in another process can take the lock now.
-  bool other_process_can_lock(const std::string& name = "lock") {
-    const fs::path dir = dir_.path();
-    Child child([dir, name](Child&) {
-      auto l = T::make(dir, name);
-      try {
-        return l->try_lock() ? 10 : 11;
-      } catch (...) {
-        return 12;
-      }
-    });
-    const auto code = child.wait_exit();
-    EXPECT_TRUE(code == 10 || code == 11) << "probe process failed: " << code.value_or(-1);
-    return code == 10;
-  }
-
-  // kCapacity held objects in this process.
-  std::vector<std::unique_ptr<Lockable>> fill() {
-    std::vector<std::unique_ptr<Lockable>> held;
-    for (unsigned i = 0; i < T::kCapacity; ++i) {
-      held.push_back(make());
-      EXPECT_TRUE(held.back()->try_lock()) << "holder " << i;
-    }
-    return held;
-  }
-
-  test::TempDir dir_;
-};
-
 struct FileLockFlock : FileLockOn<Backend::flock> {};
 struct FileLockPosix : FileLockOn<Backend::posix> {};
 struct FileLockOfd : FileLockOn<Backend::ofd> {};
@@ -234,292 +149,57 @@ struct SpecSem : SpecLock<SemPrefix> {};
 struct SpecBarePath : SpecLock<BarePrefix> {};
 struct SpecAuto : SpecLock<AutoPrefix> {};
 
-using LockTypes = ::testing::Types<FileLockFlock, FileLockPosix, FileLockOfd, RLock_,
-                                   TemporaryFileLock_, PidFileLock_, Semaphore1, Semaphore3,
-                                   SpecFlock, SpecFcntl, SpecOfd, SpecSem, SpecBarePath, SpecAuto>;
-TYPED_TEST_SUITE(Conformance, LockTypes);
-
-TYPED_TEST(Conformance, AcquireReleaseRoundTrip) {
-  auto l = this->make();
-  for (int round = 0; round < 3; ++round) {
-    l->lock();
-    EXPECT_TRUE(l->describe().held);
-    l->unlock();
-    EXPECT_FALSE(l->describe().held);
-    ASSERT_TRUE(l->try_lock());
-    EXPECT_TRUE(l->describe().held);
-    if constexpr (TypeParam::kCapacity == 1) {
-      EXPECT_FALSE(this->other_process_can_lock());
-    }
-    EXPECT_FALSE(l->release());
-    EXPECT_FALSE(l->describe().held);
+// The families without kernel waiters or shared mode: a claim file linked into place (flufl.lock),
+// a directory (lockfile's MkdirLockFile), an O_EXCL pid file (lockfile's PIDLockFile) and a
+// liblockfile dot lock. Shared mode is refused with errc::unsupported; a waiter polls.
+template <class L, class Options>
+struct PathLockOf {
+  static constexpr unsigned kCapacity = 1;
+  static constexpr bool kProcessScoped = false;
+  static constexpr bool kShared = false;
+  static constexpr bool kKernelWaiters = false;
+  static std::error_code shared_refusal() { return make_error_code(errc::unsupported); }
+  static std::unique_ptr<Lockable> make(const fs::path& dir, const std::string& name,
+                                        const Policy& p = {}) {
+    Options o;
+    o.timeout = p.timeout;
+    o.fail_when_locked = p.fail_when_locked;
+    return std::make_unique<L>(dir / name, o);
   }
-  EXPECT_TRUE(this->other_process_can_lock());
-}
+};
 
-TYPED_TEST(Conformance, DescribeReflectsKindTargetAndState) {
-  auto l = this->make();
-  LockInfo before = l->describe();
-  EXPECT_EQ(before.kind, TypeParam::kind());
-  EXPECT_EQ(before.target, this->target());
-  EXPECT_FALSE(before.held);
-  EXPECT_FALSE(before.mode.has_value());
-  EXPECT_FALSE(before.slot.has_value());
-  EXPECT_EQ(l->supports_shared(), TypeParam::kShared);
-
-  l->lock();
-  LockInfo during = l->describe();
-  EXPECT_EQ(during.kind, TypeParam::kind());
-  EXPECT_EQ(during.target, this->target());
-  EXPECT_TRUE(during.held);
-  EXPECT_EQ(during.mode, LockMode::exclusive);
-  if (TypeParam::kind() == "sem") {
-    ASSERT_TRUE(during.slot.has_value());
-    EXPECT_EQ(*during.slot, this->target() + ".00.lock");
+struct LinkLock_ : PathLockOf<LinkLock, LinkLockOptions> {
+  static std::string kind() { return "link"; }
+  static std::string target(const fs::path& dir, const std::string& name) {
+    return (dir / name).string();
   }
-  if (TypeParam::kind() == "pidfile") {
-    EXPECT_EQ(during.token, std::to_string(::getpid()));
+};
+struct MkdirLock_ : PathLockOf<MkdirLock, MkdirLockOptions> {
+  static std::string kind() { return "mkdir"; }
+  static std::string target(const fs::path& dir, const std::string& name) {
+    return (dir / name).string() + ".lock";
   }
-  l->unlock();
-  EXPECT_FALSE(l->describe().held);
-  EXPECT_FALSE(l->describe().mode.has_value());
-}
-
-TYPED_TEST(Conformance, ReleaseWhenNotHeldIsNotLocked) {
-  auto l = this->make();
-  EXPECT_EQ(l->release(), errc::not_locked);
-  try {
-    l->unlock();
-    ADD_FAILURE() << "unlock() of an unlocked lock did not throw";
-  } catch (const NotLocked& e) {
-    EXPECT_EQ(e.code(), errc::not_locked);
-    EXPECT_NE(std::string(e.what()).find("cannot unlock '" + this->target() + "'"),
-              std::string::npos)
-        << e.what();
+};
+struct PidLockFile_ : PathLockOf<PidLockFile, PidLockFileOptions> {
+  static std::string kind() { return "pidfile"; }
+  static std::string target(const fs::path& dir, const std::string& name) {
+    return (dir / name).string();
   }
-  l->lock();
-  l->unlock();
-  EXPECT_EQ(l->release(), errc::not_locked);
-  EXPECT_THROW(l->unlock(), NotLocked);
-}
-
-TYPED_TEST(Conformance, WorksWithStdUniqueLock) {
-  auto l = this->make();
-  {
-    std::unique_lock<Lockable> guard(*l);
-    EXPECT_TRUE(guard.owns_lock());
-    EXPECT_TRUE(l->describe().held);
+};
+struct DotLock_ : PathLockOf<DotLock, DotLockOptions> {
+  static std::string kind() { return "dotlock"; }
+  static std::string target(const fs::path& dir, const std::string& name) {
+    return (dir / name).string() + ".lock";
   }
-  EXPECT_FALSE(l->describe().held);
-  {
-    std::unique_lock<Lockable> guard(*l, std::try_to_lock);
-    EXPECT_TRUE(guard.owns_lock());
-  }
-  {
-    std::unique_lock<Lockable> guard(*l, 10ms);
-    EXPECT_TRUE(guard.owns_lock());
-    guard.unlock();
-    EXPECT_FALSE(l->describe().held);
-    EXPECT_TRUE(guard.try_lock_until(std::chrono::system_clock::now() + 10ms));
-  }
-  EXPECT_FALSE(l->describe().held);
-  EXPECT_TRUE(this->other_process_can_lock());
-}
+};
 
-TYPED_TEST(Conformance, WorksWithStdScopedLock) {
-  auto a = this->make({}, "a");
-  auto b = this->make({}, "b");
-  {
-    std::scoped_lock guard(*a, *b);
-    EXPECT_TRUE(a->describe().held);
-    EXPECT_TRUE(b->describe().held);
-  }
-  EXPECT_FALSE(a->describe().held);
-  EXPECT_FALSE(b->describe().held);
-}
-
-TYPED_TEST(Conformance, SharedLockWhereSupported) {
-  auto first = this->make();
-  auto second = this->make();
-  if constexpr (TypeParam::kShared) {
-    {
-      std::shared_lock<Lockable> one(*first);
-      std::shared_lock<Lockable> two(*second, std::try_to_lock);
-      ASSERT_TRUE(one.owns_lock());
-      ASSERT_TRUE(two.owns_lock()) << "a second shared holder was refused";
-      EXPECT_EQ(first->describe().mode, LockMode::shared);
-      EXPECT_EQ(second->describe().mode, LockMode::shared);
-      EXPECT_FALSE(this->other_process_can_lock()) << "exclusive granted beside shared holders";
-      one.unlock();
-      if constexpr (TypeParam::kProcessScoped) {
-        // fcntl locks belong to the process: unlocking through either object drops its lock.
-        EXPECT_TRUE(this->other_process_can_lock());
-      } else {
-        EXPECT_FALSE(this->other_process_can_lock())
-            << "exclusive granted while one shared holder remains";
-      }
-    }
-    EXPECT_TRUE(first->try_lock_shared_until(std::chrono::system_clock::now() + 10ms));
-    first->unlock_shared();
-    EXPECT_TRUE(this->other_process_can_lock());
-  } else {
-    try {
-      first->lock_shared();
-      ADD_FAILURE() << "lock_shared() on a lock without shared mode did not throw";
-    } catch (const LockError& e) {
-      EXPECT_EQ(e.code(), std::errc::invalid_argument);
-    }
-    EXPECT_THROW((void)first->try_lock_shared(), LockError);
-    EXPECT_FALSE(first->describe().held);
-  }
-}
-
-TYPED_TEST(Conformance, TimedTryLockWhenFree) {
-  auto l = this->make();
-  EXPECT_TRUE(l->try_lock_for(10ms));
-  l->unlock();
-  EXPECT_TRUE(l->try_lock_for(0ms));  // a zero wait is a try
-  l->unlock();
-  EXPECT_TRUE(l->try_lock_until(Clock::now() + 10ms));
-  l->unlock();
-  EXPECT_TRUE(l->try_lock_until(Clock::now() - 1s));  // a past deadline is a try
-  l->unlock();
-  EXPECT_TRUE(l->try_lock_until(std::chrono::system_clock::now() + 10ms));
-  l->unlock();
-  EXPECT_TRUE(l->try_lock_for(std::chrono::hours::max()));  // "forever" does not overflow
-  l->unlock();
-}
-
-TYPED_TEST(Conformance, BusyIsFalseNotAnException) {
-  auto holder = this->hold_elsewhere();
-  auto l = this->make();
-  bool got = true;
-  EXPECT_NO_THROW(got = l->try_lock());
-  EXPECT_FALSE(got);
-  EXPECT_FALSE(l->describe().held);
-  EXPECT_EQ(l->acquire(LockMode::exclusive, Clock::time_point::min()), errc::busy);
-  EXPECT_TRUE(is_contended(l->acquire(LockMode::exclusive, Clock::time_point::min())));
-  EXPECT_FALSE(l->try_lock_until(Clock::now() - 1s));
-  EXPECT_EQ(l->release(), errc::not_locked);
-  this->release_elsewhere(*holder);
-  EXPECT_TRUE(l->try_lock());
-}
-
-TYPED_TEST(Conformance, TimedTryLockWaitsAtLeastItsTimeout) {
-  auto holder = this->hold_elsewhere();
-  auto l = this->make();
-
-  auto start = Clock::now();
-  EXPECT_FALSE(l->try_lock_for(50ms));
-  EXPECT_GE(Clock::now() - start, 50ms);
-
-  start = Clock::now();
-  const auto deadline = start + 50ms;
-  EXPECT_FALSE(l->try_lock_until(deadline));
-  EXPECT_GE(Clock::now(), deadline);
-
-  // A system_clock deadline is converted to the steady clock on entry.
-  start = Clock::now();
-  EXPECT_FALSE(l->try_lock_until(std::chrono::system_clock::now() + 50ms));
-  EXPECT_GE(Clock::now() - start, 45ms);
-
-  EXPECT_EQ(l->acquire(LockMode::exclusive, Clock::now() + 20ms), errc::timeout);
-  EXPECT_FALSE(l->describe().held);
-  this->release_elsewhere(*holder);
-}
-
-TYPED_TEST(Conformance, FailWhenLockedThrowsAlreadyLocked) {
-  auto holder = this->hold_elsewhere();
-  Policy p;
-  p.fail_when_locked = true;
-  auto l = this->make(p);
-  const auto start = Clock::now();
-  try {
-    l->lock();
-    ADD_FAILURE() << "lock() succeeded while held elsewhere";
-  } catch (const LockTimeout& e) {
-    ADD_FAILURE() << "fail_when_locked must not wait or time out: " << e.what();
-  } catch (const AlreadyLocked& e) {
-    EXPECT_EQ(e.code(), errc::busy);
-    EXPECT_EQ(e.operation(), "cannot lock");
-    EXPECT_EQ(e.target(), this->target());
-    EXPECT_NE(std::string(e.what()).find("cannot lock '" + this->target() + "'"), std::string::npos)
-        << e.what();
-  }
-  EXPECT_LT(Clock::now() - start, kWaitLimit);
-  EXPECT_FALSE(l->describe().held);
-}
-
-TYPED_TEST(Conformance, TimeoutThrowsLockTimeout) {
-  static_assert(std::is_base_of_v<AlreadyLocked, LockTimeout>);
-  static_assert(std::is_base_of_v<LockError, AlreadyLocked>);
-  static_assert(std::is_base_of_v<std::system_error, LockError>);
-  auto holder = this->hold_elsewhere();
-  Policy p;
-  p.timeout = 100ms;
-  auto l = this->make(p);
-  const auto start = Clock::now();
-  try {
-    l->lock();
-    ADD_FAILURE() << "lock() succeeded while held elsewhere";
-  } catch (const LockTimeout& e) {
-    EXPECT_GE(Clock::now() - start, 100ms);
-    EXPECT_EQ(e.code(), errc::timeout);
-    EXPECT_NE(std::string(e.what()).find(this->target()), std::string::npos) << e.what();
-  }
-  // The same exception is an AlreadyLocked, a LockError and a std::system_error.
-  EXPECT_THROW(l->lock(), AlreadyLocked);
-  EXPECT_THROW(l->lock(), LockError);
-  EXPECT_THROW(l->lock(), std::system_error);
-  EXPECT_FALSE(l->describe().held);
-}
-
-TYPED_TEST(Conformance, WaiterIsGrantedTheLockAfterTheHolderReleases) {
-  auto holder = this->hold_elsewhere();
-  auto l = this->make();
-  const fs::path dir = this->dir_.path();
-  bool waiter_seen = false;
-  std::thread releaser([&] {
-    // Release only once our waiter is blocked in the kernel, so the wake-up path is exercised.
-    waiter_seen = wait_for_blocked_waiters(dir, 1);
-    holder->send('R');
-  });
-  const bool got = l->try_lock_for(kWaitLimit);
-  releaser.join();
-  EXPECT_TRUE(waiter_seen) << "the waiter never showed up as blocked in /proc/locks";
-  EXPECT_TRUE(got);
-  EXPECT_TRUE(l->describe().held);
-  EXPECT_EQ(holder->receive(), 'D');
-}
-
-TYPED_TEST(Conformance, SecondObjectInTheSameProcess) {
-  auto held = this->fill();
-  auto extra = this->make();
-  if constexpr (TypeParam::kProcessScoped) {
-    // fcntl locks belong to the process: a second object in it is never excluded ...
-    EXPECT_TRUE(extra->try_lock());
-    // ... while another process still is.
-    EXPECT_FALSE(this->other_process_can_lock());
-  } else {
-    // flock, OFD and semaphore slots belong to the open file description: excluded.
-    EXPECT_FALSE(extra->try_lock());
-    held.front()->unlock();
-    EXPECT_TRUE(extra->try_lock());
-  }
-}
-
-TYPED_TEST(Conformance, AnotherProcessIsExcludedUntilRelease) {
-  auto held = this->fill();
-  EXPECT_FALSE(this->other_process_can_lock());
-  held.back()->unlock();
-  EXPECT_TRUE(this->other_process_can_lock());
-}
-
-TYPED_TEST(Conformance, DestructionReleases) {
-  auto held = this->fill();
-  EXPECT_FALSE(this->other_process_can_lock());
-  held.pop_back();
-  EXPECT_TRUE(this->other_process_can_lock());
-}
+using LockTypes =
+    ::testing::Types<FileLockFlock, FileLockPosix, FileLockOfd, RLock_, TemporaryFileLock_,
+                     PidFileLock_, Semaphore1, Semaphore3, SpecFlock, SpecFcntl, SpecOfd, SpecSem,
+                     SpecBarePath, SpecAuto, LinkLock_, MkdirLock_, PidLockFile_, DotLock_>;
+// GoogleTest names these "Conformance/Conformance/N.<Test>"; ctest (which names a typed test by
+// its prefix and type) keeps "Conformance.<Test><conformance::<Type>>", the names they had before
+// the bodies moved to tests/support.
+INSTANTIATE_TYPED_TEST_SUITE_P(Conformance, Conformance, LockTypes);
 
 }  // namespace conformance

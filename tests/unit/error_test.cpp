@@ -193,7 +193,7 @@ TEST(BadInput, PermissionDeniedAsAnUnprivilegedUser) {
   const fs::path path = dir / "lock";
   const auto before = listing(dir.path());
   // The attempt runs in a child that drops to nobody (root would bypass the permissions).
-  Child child([&](Child& self) {
+  Subprocess child = Subprocess::fork([&](Channel& self) {
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;
     FileLock l(path);
     try {
@@ -218,7 +218,7 @@ TEST(BadInput, ReadOnlyFilesystem) {
   fs::create_directory(dir / "ro");
   const fs::path path = dir / "ro" / "lock";
   // A private mount namespace in a child keeps the read-only bind mount from leaking out.
-  Child child([&](Child& self) {
+  Subprocess child = Subprocess::fork([&](Channel& self) {
     if (::unshare(CLONE_NEWNS) != 0 ||
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
         ::mount((dir / "ro").c_str(), (dir / "ro").c_str(), nullptr, MS_BIND, nullptr) != 0 ||

@@ -209,7 +209,7 @@ TEST(FileLock, DestructorReleasesForEveryBackend) {
     auto l = std::make_unique<FileLock>(dir / "lock", o);
     l->lock();
     l.reset();
-    Child probe([&](Child&) {
+    Subprocess probe = Subprocess::fork([&](Channel&) {
       FileLock other(dir / "lock", o);
       return other.try_lock() ? 0 : 1;
     });
@@ -420,7 +420,7 @@ TEST(PidFileLock, WritesOurPidWithoutNewlineAndCleansUp) {
 
 TEST(PidFileLock, HolderPidOfAnotherProcess) {
   test::TempDir dir;
-  Child holder([&](Child& self) {
+  Subprocess holder = Subprocess::fork([&](Channel& self) {
     PidFileLock p(dir / "daemon.pid");
     if (!p.try_lock()) return 1;
     self.send('L');

@@ -16,6 +16,7 @@
 #include "locksmith/file_lock.hpp"
 #include "locksmith/link_lock.hpp"
 #include "test_support.hpp"
+#include "wait_limit.hpp"
 
 namespace {
 
@@ -29,8 +30,8 @@ using locksmith::LinkLockOptions;
 using locksmith::LockMode;
 using locksmith::test::TempDir;
 
-// Every wait in these tests ends by this bound.
-constexpr auto kBound = 10s;
+// Every wait here ends by the one bound of the test suites.
+using locksmith::test::kWaitLimit;
 
 // Whether `fd` becomes readable within `within`.
 bool readable_within(int fd, Clock::duration within) {
@@ -44,7 +45,7 @@ bool readable_within(int fd, Clock::duration within) {
 
 template <class Pred>
 bool eventually(Pred pred) {
-  const auto until = Clock::now() + kBound;
+  const auto until = Clock::now() + kWaitLimit;
   while (!pred()) {
     if (Clock::now() > until) return false;
     std::this_thread::sleep_for(2ms);
@@ -125,7 +126,7 @@ TEST(KeepAlive, KeepsALinkLockPastItsLifetime) {
   LinkLock holder(dir / "l", o);
   LinkLock other(dir / "l", o);
   ASSERT_TRUE(holder.try_lock());
-  ASSERT_TRUE(other.try_lock_for(kBound));  // broken once the lifetime passed: the control
+  ASSERT_TRUE(other.try_lock_for(kWaitLimit));  // broken once the lifetime passed: the control
   ASSERT_EQ(holder.keep_alive(), make_error_code(errc::lock_lost));
   other.unlock();
   (void)holder.release();
@@ -161,7 +162,7 @@ TEST(KeepAlive, ABrokenLinkLockIsToldOnEveryChannel) {
   EXPECT_FALSE(token.stop_requested());
   std::filesystem::remove(dir / "l");  // someone breaks it
   const auto removed = Clock::now();
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_TRUE(keeper.lost());
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
   EXPECT_TRUE(token.stop_requested());
@@ -184,7 +185,7 @@ TEST(KeepAlive, UnansweredRenewalsAreALossOnlyAfterTheBound) {
   const auto bound = lock.valid;
   lock.set_answer(std::make_error_code(std::errc::io_error));
   KeepAlive keeper(lock);
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_GE(keeper.lost_at(), bound);
   EXPECT_EQ(keeper.reason(), std::make_error_code(std::errc::io_error));
   EXPECT_GT(lock.calls.load(), 2);  // retried before giving up
@@ -207,7 +208,7 @@ TEST(KeepAlive, AReportedLossIsDeclaredAtOnce) {
   ScriptedLock lock;
   lock.set_answer(make_error_code(errc::lock_lost));
   KeepAlive keeper(lock);
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   EXPECT_EQ(lock.calls.load(), 1);
   EXPECT_EQ(keeper.reason(), make_error_code(errc::lock_lost));
 }
@@ -221,7 +222,7 @@ TEST(KeepAlive, APushedLossWakesTheKeeperAtOnce) {
   EXPECT_FALSE(readable_within(keeper.notify_handle(), 50ms));
   lock.set_answer(make_error_code(errc::lock_lost));
   std::thread pusher([&] { lock.push(); });
-  ASSERT_TRUE(readable_within(keeper.notify_handle(), kBound));
+  ASSERT_TRUE(readable_within(keeper.notify_handle(), kWaitLimit));
   pusher.join();
   EXPECT_TRUE(keeper.lost());
   keeper.stop();

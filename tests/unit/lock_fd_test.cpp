@@ -75,8 +75,8 @@ INSTANTIATE_TEST_SUITE_P(Backends, BackendTest,
                          });
 
 // A forked process holding `path` in `mode` with backend `b` until told 'R'.
-std::unique_ptr<Child> hold_in_child(const fs::path& path, LockMode mode, Backend b) {
-  auto child = std::make_unique<Child>([=](Child& self) {
+std::unique_ptr<Subprocess> hold_in_child(const fs::path& path, LockMode mode, Backend b) {
+  auto child = std::make_unique<Subprocess>(Subprocess::fork([=](Channel& self) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (lock_until(fd.get(), mode, b, Clock::time_point::min())) return 1;
     self.send('L');
@@ -84,7 +84,7 @@ std::unique_ptr<Child> hold_in_child(const fs::path& path, LockMode mode, Backen
     unlock(fd.get(), b);
     self.send('D');
     return 0;
-  });
+  }));
   EXPECT_EQ(child->receive(), 'L');
   return child;
 }

@@ -11,6 +11,7 @@
 #include "locksmith/file_lock.hpp"
 #include "locksmith/semaphore.hpp"
 #include "locksmith/spec.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 #include "unit_helpers.hpp"
 
@@ -209,10 +210,9 @@ TEST(ParseLockSpec, FileProtocolKinds) {
 // stale= reaches MkdirLock and PidLockFile: a dead holder's old lock is taken over by default.
 TEST(OpenLock, StaleOptionDrivesTakeOver) {
   test::TempDir dir;
-  const pid_t child = ::fork();
+  const pid_t child = test::dead_pid();
   ASSERT_GE(child, 0);
-  if (child == 0) ::_exit(0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // its pid is now free
+  ASSERT_NE(::kill(child, 0), 0);  // its pid is now free
   const std::string pidfile = (dir / "p").string();
   const auto plant = [&] {
     std::FILE* f = std::fopen(pidfile.c_str(), "w");

@@ -1,5 +1,6 @@
 // The unit test binary's main: GoogleTest, or a child mode when re-executed by a test
-// (LOCKSMITH_UNIT_CHILD), for behaviour that is fixed once per process such as wake_signal().
+// (`--locksmith-child=MODE`, run_self()), for behaviour that is fixed once per process such as
+// wake_signal().
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include "locksmith/error.hpp"
 #include "locksmith/lock.hpp"
+#include "subprocess.hpp"
 #include "test_support.hpp"
 #include "unit_helpers.hpp"
 
@@ -72,14 +74,14 @@ int wake_signal_mode() {
 
 int run_child_mode(const std::string& mode) {
   if (mode == "wake-signal") return wake_signal_mode();
-  return fail("unknown LOCKSMITH_UNIT_CHILD mode");
+  return fail("unknown child mode");
 }
 
 }  // namespace locksmith::unit
 
 int main(int argc, char** argv) {
-  if (const char* mode = std::getenv("LOCKSMITH_UNIT_CHILD")) {
-    return locksmith::unit::run_child_mode(mode);
+  if (const auto mode = locksmith::test::child_role(argc, argv)) {
+    return locksmith::unit::run_child_mode(*mode);
   }
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
