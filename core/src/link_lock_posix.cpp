@@ -41,6 +41,15 @@ constexpr int kRaceRetries = 64;
 
 constexpr const char* kSpace = " \t\n\r\v\f";
 
+// A breaker holds the break lock for a few system calls (microseconds). One held longer than
+// this (plus clock_slop, for the clocks of other clients and of a file server) was left by a
+// breaker that crashed there, and is removed. A bound far above any scheduling delay: a breaker
+// paused longer than this (SIGSTOP, a frozen VM) is what the inode checks of remove_if_inode()
+// are for.
+constexpr auto kBreakLockStale = 1s;
+// How soon a waiter retries when another breaker holds the break lock.
+constexpr auto kBreakLockRetry = 2ms;
+
 bool is_missing(int err) noexcept { return err == ENOENT || err == ESTALE; }
 
 // Why an entry that is not a regular file can never be a lock file here: waiting for it to be
@@ -54,6 +63,53 @@ std::error_code not_a_lock_file(mode_t mode) noexcept {
 SysClock::time_point mtime_of(const struct stat& st) noexcept {
   return SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(
       std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+}
+
+SysClock::time_point ctime_of(const struct stat& st) noexcept {
+  return SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(
+      std::chrono::seconds(st.st_ctim.tv_sec) + std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
+}
+
+bool same_inode(const struct stat& st, std::uint64_t dev, std::uint64_t ino) noexcept {
+  return static_cast<std::uint64_t>(st.st_dev) == dev &&
+         static_cast<std::uint64_t>(st.st_ino) == ino;
+}
+
+enum class Removal { removed, absent, other };
+
+// Removes the name `path` only while it names the inode (dev, ino): unlink(path) after a stat()
+// could remove a file that replaced the one judged in between. Instead the entry is renamed to
+// `aside` (a unique name in the same directory), atomically; what moved is then checked, and
+// when it is another file it is linked back (link: nothing created at `path` meanwhile is
+// replaced). `other` means `path` named something else; only then is `path` absent for the few
+// microseconds until it is put back.
+std::error_code remove_if_inode(const std::string& path, const std::string& aside,
+                                std::uint64_t dev, std::uint64_t ino, Removal& out) noexcept {
+  out = Removal::absent;
+  struct stat st {};
+  if (::rename(path.c_str(), aside.c_str()) != 0) {
+    const int err = errno;
+    // ENOENT with `aside` present: an NFS retransmission of a rename that did happen.
+    if (!is_missing(err) || ::lstat(aside.c_str(), &st) != 0) {
+      return is_missing(err) ? std::error_code{} : std::error_code{err, std::generic_category()};
+    }
+  }
+  if (::lstat(aside.c_str(), &st) != 0) return {};  // removed by someone else meanwhile
+  if (same_inode(st, dev, ino)) {
+    ::unlink(aside.c_str());
+    out = Removal::removed;
+    return {};
+  }
+  out = Removal::other;
+  struct stat back {};
+  if (::link(aside.c_str(), path.c_str()) == 0 ||
+      (errno == EEXIST && ::lstat(path.c_str(), &back) == 0 && back.st_ino == st.st_ino &&
+       back.st_dev == st.st_dev)) {
+    ::unlink(aside.c_str());
+  }
+  // Otherwise someone created `path` in those microseconds; the moved file stays at `aside`
+  // (replacing what is at `path` now would be worse).
+  return {};
 }
 
 // An expiry to write: flufl's _touch sets atime = mtime = now + lifetime (float seconds, so to
@@ -304,6 +360,7 @@ const std::string& link_lock_hostname() {
 LinkLock::LinkLock(std::filesystem::path lockfile, LinkLockOptions options)
     : lockfile_(std::move(lockfile)),
       lockfile_str_(lockfile_.string()),
+      break_str_(lockfile_str_ + ".break"),
       options_(std::move(options)),
       hostname_(options_.hostname.empty() ? link_lock_hostname() : options_.hostname) {}
 
@@ -428,46 +485,143 @@ std::error_code LinkLock::attempt(Attempt& out) noexcept {
   return {};
 }
 
-std::error_code LinkLock::try_break(bool& broke) noexcept {
+std::error_code LinkLock::aside_name(std::string& out) const noexcept {
+  std::string hex;
+  if (std::error_code ec = detail::random_hex(8, hex)) return ec;
+  try {
+    out = lockfile_str_ + ".break." + hex;
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  return {};
+}
+
+std::error_code LinkLock::take_break_lock(bool& taken, SysClock::time_point& retry_at) noexcept {
+  taken = false;
+  for (int race = 0; race < kRaceRetries; ++race) {
+    // A link of our claim: atomic on NFS too, the same as the lock itself, and its ctime (set by
+    // link(), never by utime) says when it was taken.
+    if (::link(claim_.c_str(), break_str_.c_str()) == 0) {
+      taken = true;
+      return {};
+    }
+    const int err = errno;
+    if (is_missing(err)) return {};  // our claim vanished: attempt() rewrites it
+    if (err != EEXIST) return {err, std::generic_category()};
+    struct stat st {};
+    if (::lstat(break_str_.c_str(), &st) != 0) {
+      const int serr = errno;
+      if (is_missing(serr)) continue;  // released meanwhile
+      return {serr, std::generic_category()};
+    }
+    if (same_inode(st, claim_dev_, claim_ino_)) {  // a lost NFS reply of our link
+      taken = true;
+      return {};
+    }
+    const auto stale_at = ctime_of(st) + kBreakLockStale + options_.clock_slop;
+    const auto now = SysClock::now();
+    if (now <= stale_at) {
+      retry_at = std::min(stale_at, now + kBreakLockRetry);
+      return {};
+    }
+    // Left by a crashed breaker. Removed only if it is still the one judged stale: another
+    // breaker may have removed it and taken a fresh one meanwhile.
+    std::string aside;
+    if (std::error_code ec = aside_name(aside)) return ec;
+    Removal r{};
+    if (std::error_code ec =
+            remove_if_inode(break_str_, aside, static_cast<std::uint64_t>(st.st_dev),
+                            static_cast<std::uint64_t>(st.st_ino), r)) {
+      return ec;
+    }
+  }
+  retry_at = SysClock::now() + kBreakLockRetry;
+  return {};
+}
+
+void LinkLock::release_break_lock() noexcept {
+  std::string aside;
+  if (aside_name(aside)) {
+    // No name to move it to: unlink when it is still ours (the window of a plain unlink is
+    // only there when we held it past kBreakLockStale).
+    struct stat st {};
+    if (::lstat(break_str_.c_str(), &st) == 0 && same_inode(st, claim_dev_, claim_ino_)) {
+      ::unlink(break_str_.c_str());
+    }
+    return;
+  }
+  Removal r{};
+  (void)remove_if_inode(break_str_, aside, claim_dev_, claim_ino_, r);
+}
+
+std::error_code LinkLock::try_break(bool& broke, SysClock::time_point& retry_at) noexcept {
   broke = false;
+  retry_at = {};
+  // Breakers take turns: judging the lock file and removing it is not atomic, so two breakers
+  // that both judged the dead lock would otherwise both remove "it", the second removing the
+  // fresh lock of the first. Under the break lock the lock file is judged again, from scratch.
+  bool taken = false;
+  if (std::error_code ec = take_break_lock(taken, retry_at)) return ec;
+  if (!taken) {
+    if (retry_at == SysClock::time_point{}) broke = true;  // our claim vanished: retry now
+    return {};
+  }
+  std::error_code result;
+  // The lock file as it is now (after any break by the breaker before us).
   UniqueFd fd(detail::retry_on_eintr([&] {
     return ::open(lockfile_str_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   }));
+  struct stat st {};
+  std::string content;
+  std::optional<LinkClaim> claim;
   if (!fd.valid()) {
     const int err = errno;
     if (is_missing(err)) broke = true;  // gone already: just retry
-    return {};                          // a symlink or unreadable file is never broken
+    // A symlink or unreadable file is never broken.
+  } else if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    // Not a lock file.
+  } else if (!(SysClock::now() > mtime_of(st) + options_.clock_slop)) {
+    broke = true;  // refreshed, or a fresh lock replaced it: attempt() judges it again
+  } else if (!read_fd(fd.get(), content)) {
+    claim = parse_link_claim(content, options_.separator);
+    // Not a claim: never break a foreign file.
+    if (claim && !detail::claim_names_lock(*claim, lockfile_, options_.separator)) claim.reset();
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-  if (!(SysClock::now() > mtime_of(st) + options_.clock_slop)) return {};  // refreshed meanwhile
-  std::string content;
-  if (read_fd(fd.get(), content)) return {};
-  const auto claim = parse_link_claim(content, options_.separator);
-  // Not a claim: never break a foreign file.
-  if (!claim || !detail::claim_names_lock(*claim, lockfile_, options_.separator)) return {};
-  // Like flufl: touch it first, so that other waiters do not break it as well. Touching the inode
-  // we judged (not the path) cannot extend a fresh lock that replaced it.
-  const Expiry e = expiry_after(options_.lifetime);
-  ::futimens(fd.get(), e.times.data());  // EPERM (another owner) is fine, as in flufl
-  struct stat now_st {};
-  if (::stat(lockfile_str_.c_str(), &now_st) != 0 || now_st.st_dev != st.st_dev ||
-      now_st.st_ino != st.st_ino) {
-    broke = true;  // released or replaced meanwhile: not ours to remove; retry
-    return {};
+  if (claim) {
+    // Like flufl: touch it first, so that flufl waiters do not break it as well. Touching the
+    // inode we judged (not the path) cannot extend a fresh lock that replaced it.
+    const Expiry e = expiry_after(options_.lifetime);
+    ::futimens(fd.get(), e.times.data());  // EPERM (another owner) is fine, as in flufl
+    struct stat bst {};
+    if (::lstat(break_str_.c_str(), &bst) != 0 || !same_inode(bst, claim_dev_, claim_ino_)) {
+      // We were paused past kBreakLockStale and our break lock was removed: another breaker
+      // may be at work. Judge again from the start.
+      broke = true;
+      return {};
+    }
+    std::string aside;
+    Removal r = Removal::absent;
+    result = aside_name(aside);
+    if (!result) {
+      result = remove_if_inode(lockfile_str_, aside, static_cast<std::uint64_t>(st.st_dev),
+                               static_cast<std::uint64_t>(st.st_ino), r);
+    }
+    if (!result) broke = true;  // removed, gone, or replaced meanwhile (put back): retry
+    if (!result && r == Removal::removed) {
+      // Remove the old holder's claim, but only a claim file of this lock in this directory.
+      const auto first = content.find_first_not_of(kSpace);
+      const std::string winner =
+          content.substr(first, content.find_last_not_of(kSpace) - first + 1);
+      const std::filesystem::path winner_path(winner);
+      const std::filesystem::path claimed_lock(claim->lockfile);
+      if (winner != claim_ && winner_path.parent_path() == lockfile_.parent_path() &&
+          claimed_lock.filename() == lockfile_.filename()) {
+        ::unlink(winner.c_str());  // leftovers are only untidy
+      }
+    }
   }
-  if (::unlink(lockfile_str_.c_str()) != 0 && !is_missing(errno)) return detail::last_error();
-  broke = true;
-  // Remove the old holder's claim, but only a claim file of this lock in this directory.
-  const auto first = content.find_first_not_of(kSpace);
-  const std::string winner = content.substr(first, content.find_last_not_of(kSpace) - first + 1);
-  const std::filesystem::path winner_path(winner);
-  const std::filesystem::path claimed_lock(claim->lockfile);
-  if (winner != claim_ && winner_path.parent_path() == lockfile_.parent_path() &&
-      claimed_lock.filename() == lockfile_.filename()) {
-    ::unlink(winner.c_str());  // leftovers are only untidy
-  }
-  return {};
+  release_break_lock();
+  return result;
 }
 
 std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noexcept {
@@ -493,7 +647,16 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
 
   std::optional<ChangeWaiter> waiter;
   detail::StopWait stop(stop_);
-  for (;;) {
+  for (bool first = true;; first = false) {
+    // The claim carries the expiry the lock gets when link() succeeds: after a wait it must be
+    // renewed first (flufl touches right after linking, which leaves a short window where a
+    // just-taken lock looks expired). Kept when still within rewrite_tolerance (one fstat).
+    if (!first) {
+      if (std::error_code ec = touch_claim()) {
+        if (!options_.keep_claim) drop_claim();
+        return ec;
+      }
+    }
     Attempt a;
     if (std::error_code ec = attempt(a)) {
       if (!options_.keep_claim) drop_claim();
@@ -501,11 +664,17 @@ std::error_code LinkLock::acquire(LockMode mode, Clock::time_point deadline) noe
     }
     if (!a.got && a.breakable) {
       bool broke = false;
-      if (std::error_code ec = try_break(broke)) {
+      SysClock::time_point retry_at{};
+      if (std::error_code ec = try_break(broke, retry_at)) {
         if (!options_.keep_claim) drop_claim();
         return ec;
       }
       if (broke) continue;
+      if (retry_at != SysClock::time_point{}) {
+        // Another breaker is at work: look again soon (or when its break lock goes stale).
+        a.breakable = false;
+        a.break_at = retry_at;
+      }
     }
     if (a.got) {
       held_ = true;

@@ -294,6 +294,79 @@ TEST(LinkLockMultiprocess, LiveButExpiredHolderIsBrokenAndLearnsItOnRelease) {
   waiter.unlock();
 }
 
+// Many waiters breaking one dead holder's lock at once (clock slop 0, a short lifetime): only one
+// of them may get it. Each round the holder (whoever is inside) is SIGKILLed; the waiters wake at
+// the same instant, all judge the lock expired, and all try to break it. Two holders (occupancy 2
+// here) came from two bugs: a waiter that had waited longer than the lifetime linked a claim whose
+// expiry had already passed, so the next breaker rightly broke the fresh lock (this test fails on
+// that with occupancy up to 6); and a breaker that had judged the dead lock could unlink the fresh
+// lock of another breaker that had just broken it (a window of microseconds, now closed by the
+// break lock).
+TEST(LinkLockMultiprocess, ConcurrentBreakersOfADeadHolderAdmitOnlyOne) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  Shared* shared = map_shared();
+  ASSERT_NE(shared, nullptr);
+  constexpr int kProcs = 6;
+  constexpr int kRounds = 25;
+  // Which child is inside (set by it after entering, cleared by us after killing it).
+  static_assert(kProcs <= 8);
+  auto* inside = static_cast<std::atomic<int>*>(::mmap(nullptr, sizeof(std::atomic<int>) * 8,
+                                                       PROT_READ | PROT_WRITE,
+                                                       MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(inside, MAP_FAILED);
+  for (int i = 0; i < 8; ++i) new (&inside[i]) std::atomic<int>(0);
+
+  const auto spawn = [&](lt::Child& kid, int slot) {
+    return kid.fork_fn([&, slot](int, int) {
+      LinkLockOptions opts;
+      opts.lifetime = 200ms;
+      opts.clock_slop = 0ms;
+      LinkLock lock(path, opts);
+      if (lock.acquire(LockMode::exclusive, Clock::now() + 60s)) {
+        shared->errors++;
+        return 1;
+      }
+      const auto occ = ++shared->occupancy;
+      auto seen = shared->max_occupancy.load();
+      while (occ > seen && !shared->max_occupancy.compare_exchange_weak(seen, occ)) {
+      }
+      inside[slot] = 1;
+      shared->entries++;
+      for (;;) ::pause();  // hold until killed
+    });
+  };
+  std::vector<std::unique_ptr<lt::Child>> kids;
+  for (int i = 0; i < kProcs; ++i) {
+    kids.push_back(std::make_unique<lt::Child>());
+    ASSERT_TRUE(spawn(*kids.back(), i));
+  }
+  std::int64_t entries = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    // Wait for the next holder (the lock expires 200 ms after it was taken), then give a second,
+    // wrongly admitted breaker time to enter too.
+    const auto until = Clock::now() + 10s;
+    while (shared->entries.load() == entries && Clock::now() < until) ::usleep(1000);
+    ASSERT_GT(shared->entries.load(), entries) << "no holder in round " << round;
+    ::usleep(50000);
+    entries = shared->entries.load();
+    for (int i = 0; i < kProcs; ++i) {
+      if (inside[i].load() == 0) continue;
+      kids[i]->kill_and_reap();
+      inside[i] = 0;
+      --shared->occupancy;
+      kids[i] = std::make_unique<lt::Child>();
+      ASSERT_TRUE(spawn(*kids[i], i));
+    }
+  }
+  for (auto& k : kids) k->kill_and_reap();
+  EXPECT_EQ(shared->errors.load(), 0);
+  EXPECT_EQ(shared->max_occupancy.load(), 1) << "two holders after a holder was killed";
+  EXPECT_GE(shared->entries.load(), kRounds);
+  ::munmap(inside, sizeof(std::atomic<int>) * 8);
+  ::munmap(shared, sizeof(Shared));
+}
+
 TEST(LinkLockMultiprocess, ForkedChildDoesNotReleaseTheParentsLock) {
   TempDir dir;
   const fs::path path = dir / "res.lock";

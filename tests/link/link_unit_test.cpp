@@ -664,6 +664,83 @@ TEST(LinkLockUnit, WaiterBreaksWhenTheLockExpiresWhileWaiting) {
   waiter.unlock();
 }
 
+// Names in `dir` starting with "<lockname>.break" (the break lock and moved-aside files).
+std::vector<std::string> break_files(const fs::path& dir, const std::string& lockname) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(lockname + ".break", 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+// A dead holder's expired lock is broken, and breaking leaves no break lock or aside file.
+TEST(LinkLockUnit, BreakingLeavesNoBreakFiles) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  const std::string dead = path.string() + "|" + locksmith::link_lock_hostname() + "|999999999|42";
+  write_file(dead, dead);
+  ASSERT_EQ(::link(dead.c_str(), path.c_str()), 0);
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
+  LinkLockOptions opts;
+  opts.clock_slop = 0ms;
+  LinkLock lock(path, opts);
+  ASSERT_TRUE(lock.try_lock());
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(break_files(dir.path(), "res.lock").empty());
+  lock.unlock();
+}
+
+// A break lock left by a breaker that crashed while holding it defers breaking until it is
+// 1 s + clock_slop old (by its ctime), then it is removed and the dead lock broken.
+TEST(LinkLockUnit, BreakLockOfACrashedBreakerGoesStale) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  const std::string dead = path.string() + "|" + locksmith::link_lock_hostname() + "|999999999|42";
+  write_file(dead, dead);
+  ASSERT_EQ(::link(dead.c_str(), path.c_str()), 0);
+  ASSERT_TRUE(lt::set_mtime(path, lt::now_seconds() - 100));
+  const std::string crashed =
+      path.string() + "|" + locksmith::link_lock_hostname() + "|999999998|43";
+  write_file(crashed, crashed);
+  const fs::path break_lock = dir / "res.lock.break";
+  ASSERT_EQ(::link(crashed.c_str(), break_lock.c_str()), 0);
+  const auto t0 = Clock::now();
+  LinkLockOptions opts;
+  opts.clock_slop = 0ms;
+  LinkLock lock(path, opts);
+  EXPECT_FALSE(lock.try_lock());  // the break lock is fresh: not broken yet
+  ASSERT_TRUE(lock.try_lock_for(5s));
+  EXPECT_GE(Clock::now() - t0, 900ms);
+  EXPECT_EQ(lt::read_file(path), lock.claim_path());
+  EXPECT_TRUE(break_files(dir.path(), "res.lock").empty());
+  lock.unlock();
+}
+
+// A waiter that waited longer than its lifetime takes the lock with a fresh expiry, not the one
+// it wrote when it started waiting (such a lock would be broken at once by the next waiter).
+TEST(LinkLockUnit, LockTakenAfterALongWaitIsNotExpired) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLock holder(path);
+  holder.lock();
+  LinkLockOptions opts;
+  opts.lifetime = 200ms;
+  LinkLock waiter(path, opts);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(500ms);
+    holder.unlock();
+  });
+  const bool got = waiter.try_lock_for(5s);
+  releaser.join();
+  ASSERT_TRUE(got);
+  const std::int64_t now = now_ns();
+  EXPECT_GT(ns_of(lt::stat_of(path).st_mtim), now);
+  EXPECT_GT(waiter.valid_until(), Clock::now());
+  waiter.unlock();
+}
+
 TEST(LinkLockUnit, StateNamesAreFluflsLockStateNames) {
   EXPECT_EQ(to_string(LinkState::unlocked), "unlocked");
   EXPECT_EQ(to_string(LinkState::ours), "ours");

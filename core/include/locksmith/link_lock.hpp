@@ -15,8 +15,19 @@
 //    as a claim; a foreign file at the lock path is never touched. A claim is read from the right
 //    (the last three '|'-separated fields are host, pid and random; the rest is the lock file
 //    path, which may itself contain '|'). Four fields are always a claim (flufl's rule); more are
-//    a claim only when the path part ends in this lock file's name. Breaking touches the lock
-//    file, unlinks it, and unlinks the holder's claim file.
+//    a claim only when the path part ends in this lock file's name.
+//  - Breaking (locksmith's addition, invisible to flufl): breakers take turns under a break lock,
+//    link(claim, `<lockfile>.break`); under it the lock file is opened and judged again (regular
+//    file, expiry + clock_slop passed, content a claim of this lock), touched through that fd
+//    (like flufl, so that flufl waiters back off), and removed by rename to
+//    `<lockfile>.break.<random hex>`: when the inode that moved is not the one judged, it is
+//    linked back. Then the holder's claim file is unlinked and the break lock released (removed
+//    the same way). A break lock is held for a few system calls; one older (by its ctime, which
+//    link() sets) than 1 s + clock_slop was left by a crashed breaker and is removed, again by
+//    rename-aside and inode check. Do not use `<lockfile>.break` as another lock's file.
+//  - Each link() attempt uses a claim whose expiry is renewed just before (flufl touches right
+//    after linking): a waiter that waited longer than the lifetime never takes the lock already
+//    expired.
 //  - A lock path containing '|': we break such a crashed lock, and so does flufl.lock 5.x (whose
 //    _break reads no fields); flufl.lock's details/state cannot parse it (flufl splits into
 //    exactly four fields), and flufl.lock 6.0 and later, which break only four-field claims, never
@@ -36,6 +47,16 @@
 //    lifetime and is broken by the next waiter once now > expiry + clock_slop (10 s by default,
 //    like flufl). A holder that keeps working past its lifetime must refresh(), or run a
 //    KeepAlive (keep_alive.hpp), which calls keep_alive() every lifetime/3.
+//  - Concurrent breakers: any number of LinkLock waiters breaking one dead lock admit exactly one
+//    holder; no window among them (a breaker judges and removes under the break lock, and a
+//    removal takes only the inode judged). Remaining windows, all outside that: (1) a flufl.lock
+//    breaker that judged the dead lock expired, then touches, reads and unlinks whatever is at
+//    the path (flufl's own race among its breakers) can remove the fresh lock that replaced it,
+//    ours or flufl's: two holders; (2) a locksmith breaker that finds the path replaced by another
+//    file after judging (only flufl breakers or a holder releasing after its expiry + clock_slop
+//    do that) puts it back, and it is absent for those microseconds; (3) a breaker paused longer
+//    than 1 s + clock_slop inside its break lock, whose lock is then taken over, re-checks that
+//    it still owns it before removing, leaving a window of a few system calls.
 //  - Loss: someone breaks the lock after expiry + clock_slop, e.g. when the holder was paused
 //    past it or did not refresh. keep_alive() finds it (the lock file is no longer our claim) at
 //    the next renewal, at most lifetime/3 after it happened; called after expiry + clock_slop it
@@ -203,12 +224,19 @@ class LinkLock : public Lockable {
   std::error_code write_claim() noexcept;
   std::error_code touch_claim() noexcept;
   std::error_code attempt(Attempt& out) noexcept;
-  std::error_code try_break(bool& broke) noexcept;
+  // broke: look at the lock file again at once; else retry_at, when set, is when to try again
+  // (another breaker holds the break lock).
+  std::error_code try_break(bool& broke, std::chrono::system_clock::time_point& retry_at) noexcept;
+  std::error_code take_break_lock(bool& taken,
+                                  std::chrono::system_clock::time_point& retry_at) noexcept;
+  void release_break_lock() noexcept;
+  std::error_code aside_name(std::string& out) const noexcept;
   void drop_claim() noexcept;
   bool lockfile_is_claim() const noexcept;
 
   std::filesystem::path lockfile_;
   std::string lockfile_str_;
+  std::string break_str_;  // <lockfile>.break, the lock breakers take turns with
   LinkLockOptions options_;
   std::string hostname_;
   std::string claim_;   // our claim file path
