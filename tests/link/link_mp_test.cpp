@@ -317,8 +317,8 @@ TEST(LinkLockMultiprocess, ConcurrentBreakersOfADeadHolderAdmitOnlyOne) {
   ASSERT_NE(inside, MAP_FAILED);
   for (int i = 0; i < 8; ++i) new (&inside[i]) std::atomic<int>(0);
 
-  const auto spawn = [&](lt::Child& kid, int slot) {
-    return kid.fork_fn([&, slot](int, int) {
+  const auto spawn = [&](int slot) {
+    return Subprocess::fork([&, slot](Channel&) {
       LinkLockOptions opts;
       opts.lifetime = 200ms;
       opts.clock_slop = 0ms;
@@ -336,11 +336,8 @@ TEST(LinkLockMultiprocess, ConcurrentBreakersOfADeadHolderAdmitOnlyOne) {
       for (;;) ::pause();  // hold until killed
     });
   };
-  std::vector<std::unique_ptr<lt::Child>> kids;
-  for (int i = 0; i < kProcs; ++i) {
-    kids.push_back(std::make_unique<lt::Child>());
-    ASSERT_TRUE(spawn(*kids.back(), i));
-  }
+  std::vector<Subprocess> kids;
+  for (int i = 0; i < kProcs; ++i) ASSERT_NO_THROW(kids.push_back(spawn(i)));
   std::int64_t entries = 0;
   for (int round = 0; round < kRounds; ++round) {
     // Wait for the next holder (the lock expires 200 ms after it was taken), then give a second,
@@ -352,14 +349,13 @@ TEST(LinkLockMultiprocess, ConcurrentBreakersOfADeadHolderAdmitOnlyOne) {
     entries = shared->entries.load();
     for (int i = 0; i < kProcs; ++i) {
       if (inside[i].load() == 0) continue;
-      kids[i]->kill_and_reap();
+      kids[static_cast<std::size_t>(i)].kill(SIGKILL);
       inside[i] = 0;
       --shared->occupancy;
-      kids[i] = std::make_unique<lt::Child>();
-      ASSERT_TRUE(spawn(*kids[i], i));
+      ASSERT_NO_THROW(kids[static_cast<std::size_t>(i)] = spawn(i));
     }
   }
-  for (auto& k : kids) k->kill_and_reap();
+  for (auto& k : kids) k.kill(SIGKILL);
   EXPECT_EQ(shared->errors.load(), 0);
   EXPECT_EQ(shared->max_occupancy.load(), 1) << "two holders after a holder was killed";
   EXPECT_GE(shared->entries.load(), kRounds);
