@@ -61,6 +61,12 @@ int run_stress_command(harness::StressOptions options, const ReportFiles& files)
   } catch (const harness::EnvironmentError& e) {
     std::fprintf(stderr, "locksmith stress: environment error, no verdict: %s\n", e.what());
     return kExitUsage;
+  } catch (const LockError& e) {  // a bad spec: usage, not the environment
+    std::fprintf(stderr, "locksmith stress: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::system_error& e) {  // a file of the run could not be made or written
+    std::fprintf(stderr, "locksmith stress: environment error, no verdict: %s\n", e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "locksmith stress: %s\n", e.what());
     return kExitUsage;
@@ -105,6 +111,15 @@ int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& f
   harness::Report report;
   try {
     report = harness::run_probe(options);
+  } catch (const harness::EnvironmentError& e) {
+    std::fprintf(stderr, "locksmith probe: environment error, no verdict: %s\n", e.what());
+    return kExitUsage;
+  } catch (const LockError& e) {
+    std::fprintf(stderr, "locksmith probe: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::system_error& e) {
+    std::fprintf(stderr, "locksmith probe: environment error, no verdict: %s\n", e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "locksmith probe: %s\n", e.what());
     return kExitUsage;

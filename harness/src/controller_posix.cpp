@@ -98,7 +98,7 @@ std::filesystem::path fresh_dir(const std::filesystem::path& dir, const char* wh
 // Every host of a multi-host run uses the same run id: the first to arrive writes it.
 std::string shared_run_id(const std::filesystem::path& rendezvous, std::chrono::seconds timeout) {
   const auto path = rendezvous / "run-id";
-  const std::string mine = new_run_id();
+  std::string mine = new_run_id();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd >= 0) {
     const std::string line = mine + "\n";

@@ -229,3 +229,49 @@ TEST(Interrupt, SigtermStopsTheRunWithoutAVerdict) {
 
 }  // namespace
 }  // namespace locksmith::harness
+
+namespace locksmith::harness {
+namespace {
+
+// A full filesystem is an environment error (exit 2) naming the OS error, never UNSAFE: run in a
+// private mount namespace on a small tmpfs filled to the last block.
+TEST(FullDisk, StressAndProbeGiveNoVerdict) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount)";
+  test::TempDir dir;
+  const fs::path mnt = dir / "full";
+  fs::create_directories(mnt);
+  for (const std::string& cmd :
+       {std::string("stress -q --lock 'flock:") + mnt.string() + "/x.lock' -d 0.5",
+        std::string("probe -q '") + mnt.string() + "' -d 0.3"}) {
+    const std::string script = "mount -t tmpfs -o size=256k tmpfs '" + mnt.string() +
+                               "' && (dd if=/dev/zero of='" + mnt.string() +
+                               "/fill' bs=4k 2>/dev/null; true) && exec timeout 120 " +
+                               std::string(LOCKSMITH_BINARY) + " " + cmd;
+    const std::string line = "unshare -m --propagation private sh -c \"" + script + "\" 2>&1";
+    FILE* p = ::popen(line.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int status = ::pclose(p);
+    ASSERT_TRUE(WIFEXITED(status)) << out;
+    if (out.find("unshare failed") != std::string::npos) GTEST_SKIP() << out;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << cmd << ": " << out;
+    EXPECT_NE(out.find("No space left on device"), std::string::npos) << cmd << ": " << out;
+    EXPECT_EQ(out.find("UNSAFE"), std::string::npos) << cmd << ": " << out;
+  }
+}
+
+TEST(ReportFiles, AnUnwritableReportPathIsRefusedBeforeTheRun) {
+  test::TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  const Output o = locksmith("stress -q --lock 'flock:" + (dir / "x.lock").string() +
+                             "' -d 30 --json '" + (dir / "no" / "such" / "r.json").string() + "'");
+  EXPECT_EQ(o.status, 2) << o.text;
+  EXPECT_NE(o.text.find("cannot write report"), std::string::npos) << o.text;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 20s);  // refused before a 30 s run
+}
+
+}  // namespace
+}  // namespace locksmith::harness

@@ -2,6 +2,7 @@
 
 Usage (run by /usr/bin/python3):
   flufl_peer.py info                          -> "INFO <socket.getfqdn()>"
+  flufl_peer.py expiration PATH               -> "EXPIRATION_US <flufl's expiration, in µs>"
   flufl_peer.py hold PATH LIFETIME            -> lock (10 s timeout), "LOCKED <host> <pid> <claim>"
   flufl_peer.py try PATH TIMEOUT LIFETIME     -> "LOCKED ..." as hold, or "TIMEOUT" followed by
                                                  "DETAILS <host> <pid> <lockfile>",
@@ -43,6 +44,10 @@ def main(argv):
         say("INFO %s" % socket.getfqdn())
         return 0
     path = argv[2]
+    if argv[1] == "expiration":
+        # flufl's own reading of a lock's expiry (st_mtime as a float), to the microsecond.
+        say("EXPIRATION_US %d" % round(Lock(path).expiration.timestamp() * 1e6))
+        return 0
     if argv[1] == "hold":
         lock = Lock(path, lifetime=int(argv[3]))
         lock.lock(timeout=timedelta(seconds=10))

@@ -141,6 +141,38 @@ TEST(LinkLockInterop, CppHoldsPythonTimesOutAndReadsOurClaim) {
   lock.unlock();
 }
 
+// A sub-second lifetime is kept exactly, and flufl reads it so: its expiration (st_mtime as a
+// float) is ours to the microsecond, not a whole second. (Debian's flufl.lock 5.0.1 writes its
+// own expiries truncated to whole seconds, time.mktime of a timetuple; we read those as they are.)
+TEST(LinkLockInterop, PythonReadsOurSubSecondExpiry) {
+  TempDir dir;
+  const fs::path path = dir / "res.lock";
+  LinkLockOptions o;
+  o.lifetime = 1500ms;
+  LinkLock lock(path, o);
+  const auto now_us = [] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const long long before = now_us();
+  lock.lock();
+  const long long after = now_us();
+  const auto st = lt::stat_of(path);
+  const long long ours_us =
+      (static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec + 500) / 1000;
+  Subprocess py;
+  ASSERT_NO_THROW(py = Subprocess::spawn({kPython, kPeer, "expiration", path.string()}));
+  const auto w = words(py.read_line().value_or(""));
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0], "EXPIRATION_US");
+  EXPECT_NEAR(static_cast<double>(std::stoll(w[1])), static_cast<double>(ours_us), 1.0);
+  // ... and it is the lifetime exactly: not truncated to the second (up to 1 s early).
+  EXPECT_GE(std::stoll(w[1]), before + 1500000 - 1);
+  EXPECT_LE(std::stoll(w[1]), after + 1500000 + 1);
+  lock.unlock();
+}
+
 TEST(LinkLockInterop, PythonBreaksOurExpiredLock) {
   TempDir dir;
   const fs::path path = dir / "res.lock";
