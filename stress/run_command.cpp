@@ -132,6 +132,13 @@ std::error_code acquire_cancellable(std::unique_ptr<Lockable>& lock, LockMode mo
     std::thread watcher([&] {
       ::pthread_sigmask(SIG_UNBLOCK, &stop_set, nullptr);
       for (;;) {
+        // poll() before read(): a thread sanitizer delivers a signal at once only to a thread
+        // in a call it knows blocks (poll does, read does not), so a bare read() would leave
+        // the handler, and its byte, pending for good.
+        struct pollfd readable {
+          fds[0], POLLIN, 0
+        };
+        if (::poll(&readable, 1, -1) < 0) continue;  // EINTR: the byte is on its way
         unsigned char byte = 0;
         const ssize_t n = ::read(fds[0], &byte, 1);
         if (n < 0 && errno == EINTR) continue;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -28,9 +29,12 @@ namespace {
 using detail::fail;
 using detail::sleep_ns;
 
-volatile sig_atomic_t g_interrupted = 0;
+// Lock-free, so the handler may store to it; atomic, so two controllers in one process (the
+// multi-host tests run one per thread) do not race on it.
+std::atomic<int> g_interrupted{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
-void on_interrupt(int signo) { g_interrupted = signo; }
+void on_interrupt(int signo) { g_interrupted.store(signo, std::memory_order_relaxed); }
 
 constexpr std::array kInterrupts = {SIGINT, SIGTERM, SIGHUP};
 
@@ -38,8 +42,8 @@ constexpr std::array kInterrupts = {SIGINT, SIGTERM, SIGHUP};
 class InterruptScope {
  public:
   explicit InterruptScope(bool active) : active_(active) {
-    g_interrupted = 0;
     if (!active_) return;
+    g_interrupted.store(0, std::memory_order_relaxed);
     struct sigaction a {};
     a.sa_handler = on_interrupt;
     sigemptyset(&a.sa_mask);
@@ -49,6 +53,7 @@ class InterruptScope {
     if (!active_) return;
     for (std::size_t i = 0; i < kInterrupts.size(); ++i)
       ::sigaction(kInterrupts[i], &old_[i], nullptr);
+    g_interrupted.store(0, std::memory_order_relaxed);
   }
   InterruptScope(const InterruptScope&) = delete;
   InterruptScope& operator=(const InterruptScope&) = delete;

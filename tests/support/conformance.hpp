@@ -124,22 +124,17 @@ class Conformance : public ::testing::Test {
     EXPECT_EQ(child.receive(), 'D');
   }
 
-  // Whether a fresh object in another process can take the lock now.
-  bool other_process_can_lock(const std::string& name = "lock") {
-    const fs::path dir = dir_.path();
-    Subprocess child = Subprocess::fork([dir, name](Channel&) {
-      auto l = T::make(dir, name);
-      try {
-        return l->try_lock() ? 10 : 11;
-      } catch (...) {
-        return 12;
-      }
-    });
-    const auto code = child.wait_exit();
-    EXPECT_TRUE(code == 10 || code == 11) << "probe process failed: " << code.value_or(-1);
-    return code == 10;
+  // Whether a fresh object in another process can take the lock now. The asking goes to a
+  // prober forked in SetUp, before the test started any thread: a child forked later from a
+  // test holding a lock with a thread (pub/sub) could not start threads of its own under
+  // ThreadSanitizer, nor portably anywhere.
+  bool other_process_can_lock() {
+    EXPECT_TRUE(prober_.send('P')) << "the prober is gone";
+    const auto answer = prober_.receive();
+    EXPECT_TRUE(answer == 'Y' || answer == 'N')
+        << "probe failed: " << (answer ? std::string(1, *answer) : std::string("no answer"));
+    return answer == 'Y';
   }
-
   // kCapacity held objects in this process.
   std::vector<std::unique_ptr<Lockable>> fill() {
     std::vector<std::unique_ptr<Lockable>> held;
@@ -152,12 +147,28 @@ class Conformance : public ::testing::Test {
 
   void SetUp() override {
     if constexpr (requires { T::set_up(); }) T::set_up();
+    const fs::path dir = dir_.path();
+    // Each 'P' tries a fresh object and answers 'Y' (got it, released again), 'N' (busy) or
+    // 'E' (an error); end of stream ends it.
+    prober_ = Subprocess::fork([dir](Channel& self) {
+      while (self.receive(std::chrono::hours(1)) == 'P') {
+        char answer = 'E';
+        try {
+          auto l = T::make(dir, "lock");
+          answer = l->try_lock() ? 'Y' : 'N';
+        } catch (...) {
+        }
+        if (!self.send(answer)) return 1;
+      }
+      return 0;
+    });
   }
   void TearDown() override {
     if constexpr (requires { T::tear_down(); }) T::tear_down();
   }
 
   test::TempDir dir_;
+  Subprocess prober_;
 };
 
 TYPED_TEST_SUITE_P(Conformance);
