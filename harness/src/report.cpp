@@ -275,15 +275,19 @@ std::vector<Interval> timeline_sample(std::vector<Interval> all,
   return out;
 }
 
-}  // namespace
-
-void summarize(PrimitiveReport& p, const History& h) {
+// What the events of one primitive's history add up to.
+struct EventCounts {
   double operations = 0, acquired = 0, busy = 0, timeouts = 0, failures = 0, crashes = 0;
   double release_failures = 0, scenario_ops = 0;
+  std::vector<double> waits_us;  // invoke to ok, sorted
+  std::uint64_t longest_ns = 0;  // the longest host's span of events
+};
+
+EventCounts count_events(const History& h) {
+  EventCounts n;
   // The last invoke of each (host, worker): ops of one worker are sequential.
   std::map<std::pair<std::uint8_t, std::uint32_t>, std::pair<std::uint32_t, std::uint64_t>> invoked;
   std::map<std::uint8_t, std::pair<std::uint64_t, std::uint64_t>> span;  // per host: first, last
-  std::vector<double> waits;
   for (const Event& e : h.events) {
     auto [it, fresh] = span.try_emplace(e.host, e.time_ns, e.time_ns);
     if (!fresh) {
@@ -293,73 +297,55 @@ void summarize(PrimitiveReport& p, const History& h) {
     const auto key = std::make_pair(e.host, e.worker);
     switch (e.type) {
       case EventType::invoke:
-        ++operations;
+        ++n.operations;
         invoked[key] = {e.op, e.time_ns};
         break;
       case EventType::read:  // the scenarios' operations: reads and writes, puts and takes
       case EventType::write:
       case EventType::put:
       case EventType::take:
-        ++operations;
-        ++scenario_ops;
+        ++n.operations;
+        ++n.scenario_ops;
         break;
       case EventType::ok: {
-        ++acquired;
+        ++n.acquired;
         const auto inv = invoked.find(key);
         if (inv != invoked.end() && inv->second.first == e.op && e.time_ns >= inv->second.second) {
-          waits.push_back(static_cast<double>(e.time_ns - inv->second.second) / 1e3);
+          n.waits_us.push_back(static_cast<double>(e.time_ns - inv->second.second) / 1e3);
         }
         break;
       }
       case EventType::busy:
-        ++busy;
+        ++n.busy;
         break;
       case EventType::timeout:
-        ++timeouts;
+        ++n.timeouts;
         break;
       case EventType::fail:
-        ++failures;
+        ++n.failures;
         break;
       case EventType::release_fail:
-        ++release_failures;
+        ++n.release_failures;
         break;
       case EventType::crash:
-        ++crashes;
+        ++n.crashes;
         break;
       default:
         break;
     }
   }
-  std::uint64_t longest_ns = 0;
   for (const auto& [host, range] : span)
-    longest_ns = std::max(longest_ns, range.second - range.first);
-  if (longest_ns == 0 && h.info.duration_ns > 0) {
-    longest_ns = static_cast<std::uint64_t>(h.info.duration_ns);
+    n.longest_ns = std::max(n.longest_ns, range.second - range.first);
+  if (n.longest_ns == 0 && h.info.duration_ns > 0) {
+    n.longest_ns = static_cast<std::uint64_t>(h.info.duration_ns);
   }
-  double violations = 0;
-  for (const auto& c : p.checks) violations += static_cast<double>(c.violation_count);
+  std::sort(n.waits_us.begin(), n.waits_us.end());
+  return n;
+}
 
-  std::sort(waits.begin(), waits.end());
-  std::vector<Interval> all = intervals(h);
-  p.stats["operations"] = operations;
-  p.stats["acquired"] = acquired;
-  p.stats["busy"] = busy;
-  p.stats["timeouts"] = timeouts;
-  p.stats["failures"] = failures;
-  p.stats["release_failures"] = release_failures;
-  p.stats["crashes"] = crashes;
-  p.stats["critical_sections"] = static_cast<double>(all.size());
-  p.stats["throughput_per_s"] =
-      longest_ns > 0 ? acquired / (static_cast<double>(longest_ns) / 1e9) : 0.0;
-  p.stats["wait_p50_us"] = percentile(waits, 0.50);
-  p.stats["wait_p99_us"] = percentile(waits, 0.99);
-  p.stats["wait_max_us"] = waits.empty() ? 0.0 : waits.back();
-  p.stats["overlaps"] = violations;
-  p.wait_us = quantile_sample(waits, kWaitSample);
-  p.timeline = timeline_sample(std::move(all), p.checks);
-
-  // UNSUPPORTED with a reason was decided by the caller (the primitive could not run here) and is
-  // kept; otherwise the checks decide.
+// UNSUPPORTED with a reason was decided by the caller (the primitive could not run here) and is
+// kept; otherwise the checks decide, and too little evidence is never SAFE.
+void decide_verdict(PrimitiveReport& p, const EventCounts& n) {
   if (p.verdict == PrimitiveVerdict::unsupported && !p.reason.empty()) return;
   std::string failed;
   std::string inconclusive;
@@ -375,12 +361,12 @@ void summarize(PrimitiveReport& p, const History& h) {
     failed += c.name + " failed (" + std::to_string(c.violation_count) + " violation" +
               (c.violation_count == 1 ? "" : "s") + ")";
   }
-  if (failed.empty() && acquired == 0 && scenario_ops == 0) {
+  if (failed.empty() && n.acquired == 0 && n.scenario_ops == 0) {
     // Nothing was exercised: no evidence either way (e.g. every acquire timed out).
     p.verdict = PrimitiveVerdict::unsupported;
     if (p.reason.empty()) {
       p.reason = "no critical section was entered (" +
-                 std::to_string(static_cast<long>(operations)) +
+                 std::to_string(static_cast<long>(n.operations)) +
                  " attempts): no evidence either way";
     }
   } else if (failed.empty() && !inconclusive.empty()) {
@@ -393,6 +379,32 @@ void summarize(PrimitiveReport& p, const History& h) {
     p.verdict = PrimitiveVerdict::unsafe;
     if (p.reason.empty()) p.reason = failed;
   }
+}
+
+}  // namespace
+
+void summarize(PrimitiveReport& p, const History& h) {
+  const EventCounts n = count_events(h);
+  double violations = 0;
+  for (const auto& c : p.checks) violations += static_cast<double>(c.violation_count);
+  std::vector<Interval> all = intervals(h);
+  p.stats["operations"] = n.operations;
+  p.stats["acquired"] = n.acquired;
+  p.stats["busy"] = n.busy;
+  p.stats["timeouts"] = n.timeouts;
+  p.stats["failures"] = n.failures;
+  p.stats["release_failures"] = n.release_failures;
+  p.stats["crashes"] = n.crashes;
+  p.stats["critical_sections"] = static_cast<double>(all.size());
+  p.stats["throughput_per_s"] =
+      n.longest_ns > 0 ? n.acquired / (static_cast<double>(n.longest_ns) / 1e9) : 0.0;
+  p.stats["wait_p50_us"] = percentile(n.waits_us, 0.50);
+  p.stats["wait_p99_us"] = percentile(n.waits_us, 0.99);
+  p.stats["wait_max_us"] = n.waits_us.empty() ? 0.0 : n.waits_us.back();
+  p.stats["overlaps"] = violations;
+  p.wait_us = quantile_sample(n.waits_us, kWaitSample);
+  p.timeline = timeline_sample(std::move(all), p.checks);
+  decide_verdict(p, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,12 +480,14 @@ void print_table(std::ostream& out, const std::vector<std::vector<Cell>>& rows, 
   }
 }
 
-}  // namespace
-
-void write_console(const Report& r, std::ostream& out, bool color) {
-  const auto paint = [&](const char* col, const std::string& text) {
+struct Paint {
+  bool color;
+  std::string operator()(const char* col, const std::string& text) const {
     return color ? std::string(col) + text + kReset : text;
-  };
+  }
+};
+
+void console_header(const Report& r, std::ostream& out, const Paint& paint) {
   std::string head = "locksmith " + console_safe(r.command);
   if (!r.host.empty()) head += " on " + console_safe(r.host);
   if (!r.started_at.empty()) head += ", " + console_safe(r.started_at);
@@ -485,7 +499,9 @@ void write_console(const Report& r, std::ostream& out, bool color) {
   if (!r.peer_directory.empty())
     out << "peer directory: " << console_safe(r.peer_directory) << '\n';
   out << '\n';
+}
 
+void console_table(const Report& r, std::ostream& out, bool color) {
   std::vector<std::vector<Cell>> rows;
   rows.push_back({{"PRIMITIVE"},
                   {"VERDICT"},
@@ -513,7 +529,10 @@ void write_console(const Report& r, std::ostream& out, bool color) {
                     {console_safe(p.reason)}});
   }
   print_table(out, rows, color, "");
+}
 
+// The failing checks with their first violations, then the checks that saw too little to judge.
+void console_checks(const Report& r, std::ostream& out, const Paint& paint) {
   for (const auto& p : r.primitives) {
     bool header = false;
     for (const auto& c : p.checks) {
@@ -536,8 +555,6 @@ void write_console(const Report& r, std::ostream& out, bool color) {
       }
     }
   }
-
-  // Checks that saw too little to judge, and what they missed.
   for (const auto& p : r.primitives) {
     bool header = false;
     for (const auto& c : p.checks) {
@@ -551,19 +568,29 @@ void write_console(const Report& r, std::ostream& out, bool color) {
       out << '\n';
     }
   }
+}
 
-  if (!r.facts.empty()) {
-    out << '\n' << paint(kBold, "Filesystem facts") << '\n';
-    std::vector<std::vector<Cell>> facts;
-    facts.push_back({{"FACT"}, {"VALUE"}});
-    for (const auto& f : r.facts) {
-      std::string value = console_safe(f.value);
-      if (!f.detail.empty()) value += " (" + console_safe(f.detail) + ")";
-      facts.push_back({{console_safe(f.name)}, {value}});
-    }
-    print_table(out, facts, color, "  ");
+void console_facts(const Report& r, std::ostream& out, const Paint& paint) {
+  if (r.facts.empty()) return;
+  out << '\n' << paint(kBold, "Filesystem facts") << '\n';
+  std::vector<std::vector<Cell>> facts;
+  facts.push_back({{"FACT"}, {"VALUE"}});
+  for (const auto& f : r.facts) {
+    std::string value = console_safe(f.value);
+    if (!f.detail.empty()) value += " (" + console_safe(f.detail) + ")";
+    facts.push_back({{console_safe(f.name)}, {value}});
   }
+  print_table(out, facts, paint.color, "  ");
+}
 
+}  // namespace
+
+void write_console(const Report& r, std::ostream& out, bool color) {
+  const Paint paint{color};
+  console_header(r, out, paint);
+  console_table(r, out, color);
+  console_checks(r, out, paint);
+  console_facts(r, out, paint);
   const std::string overall = overall_verdict(r);
   const char* col = overall == "UNSAFE"         ? kRed
                     : overall == "SAFE"         ? kGreen

@@ -37,6 +37,9 @@ TEST_F(RedisStress, LeaseExcludesAndFencesIncrease) {
   o.workers = 4;
   o.iterations = 50;
   o.hold = std::chrono::microseconds(100);
+  // A pause after each release lets a waiter in: without it a loaded machine can let each
+  // worker re-take its own lease 50 times, too few handoffs for the fencing check to judge.
+  o.think = std::chrono::microseconds(2000);
   o.acquire_timeout = std::chrono::milliseconds(10000);
   o.worker_exe = LOCKSMITH_BINARY;
   const harness::StressResult r = harness::run_stress(o);
