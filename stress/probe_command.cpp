@@ -3,12 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli_common.hpp"
 #include "cli_validators.hpp"
 #include "locksmith/harness/probe.hpp"
+#include "locksmith/mount.hpp"
 #include "stress_command.hpp"
 
 namespace locksmith::cli {
@@ -21,6 +24,8 @@ struct ProbeCommand::State {
   std::string peer_dir;
   double duration = 1;
   std::vector<std::string> only;
+  bool save = false;
+  std::string verdicts;
 };
 
 ProbeCommand::ProbeCommand(CLI::App& app) : state_(std::make_unique<State>()) {
@@ -47,6 +52,17 @@ ProbeCommand::ProbeCommand(CLI::App& app) : state_(std::make_unique<State>()) {
                    "Probe only these primitives (flock, fcntl, ofd, sem, link, mkdir,\n"
                    "dotlock, auto)")
       ->delimiter(',');
+  s.cmd->add_flag("--save", s.save,
+                  "Save the verdicts for this mount (and the peer's), where `auto:` locks read\n"
+                  "them: a mechanism found UNSAFE is not used there; a FUSE mount is trusted\n"
+                  "for a mechanism found SAFE across two mounts (--peer-dir). Records are\n"
+                  "ignored once the mount's options, source or the kernel change");
+  s.cmd
+      ->add_option("--verdicts", s.verdicts,
+                   "The verdict store --save writes (default: $LOCKSMITH_VERDICTS, else\n"
+                   "/var/lib/locksmith/verdicts for root, else\n"
+                   "~/.local/state/locksmith/verdicts)")
+      ->needs("--save");
   add_report_options(s.cmd, s.files);
 }
 
@@ -62,7 +78,10 @@ int ProbeCommand::run() const {
   o.duration = std::chrono::milliseconds(static_cast<std::int64_t>(s.duration * 1000));
   o.only = s.only;
   o.progress = !s.files.quiet;
-  return run_probe_command(o, s.files);
+  std::optional<std::filesystem::path> save_to;
+  if (s.save)
+    save_to = s.verdicts.empty() ? VerdictStore::default_path() : std::filesystem::path(s.verdicts);
+  return run_probe_command(o, s.files, save_to);
 }
 
 }  // namespace locksmith::cli

@@ -31,6 +31,7 @@
 
 #include "cli_common.hpp"
 #include "cli_validators.hpp"
+#include "locksmith/auto_lock.hpp"
 #include "locksmith/keep_alive.hpp"
 #include "locksmith/spec.hpp"
 
@@ -225,6 +226,13 @@ int open_and_acquire(const RunRequest& request, std::unique_ptr<Lockable>& lock,
     }
   } mask_back{old_mask, true};
   const std::string target = lock->describe().target;
+  // auto: says which mechanisms it would not use here, and why, when it failed or was asked.
+  if (const auto* chooser = dynamic_cast<const AutoLock*>(lock.get());
+      chooser != nullptr && (request.verbose || ec == errc::no_safe_mechanism)) {
+    for (const std::string& why : chooser->refusals()) {
+      std::fprintf(stderr, "locksmith: auto: not using %s\n", why.c_str());
+    }
+  }
   if (is_contended(ec)) {
     if (request.timeout_seconds && *request.timeout_seconds > 0) {
       std::fprintf(stderr, "locksmith: '%s' still locked after %gs\n", target.c_str(),

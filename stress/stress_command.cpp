@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "locksmith/error.hpp"
+#include "locksmith/mount.hpp"
 #include "run_command.hpp"
 
 namespace locksmith::cli {
@@ -104,7 +105,50 @@ int run_stress_command(harness::StressOptions options, const ReportFiles& files)
   return emit_report(report, files);
 }
 
-int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files) {
+namespace {
+
+// Saves the report's verdicts for the probed mount and, with a peer directory, for the peer's
+// mount too (a mechanism that fails across the two fails on each). Says what it did.
+bool save_verdicts(const harness::Report& report, const std::filesystem::path& store_path) {
+  std::vector<std::pair<std::string, std::string>> dirs = {
+      {report.directory, report.peer_directory}};
+  if (!report.peer_directory.empty()) dirs.emplace_back(report.peer_directory, report.directory);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  VerdictStore store(store_path);
+  for (const auto& [dir, peer_dir] : dirs) {
+    MountInfo mount;
+    MountInfo peer;
+    std::error_code ec = identify_mount(dir, mount);
+    if (!ec && !peer_dir.empty()) ec = identify_mount(peer_dir, peer);
+    if (ec) {
+      std::fprintf(stderr,
+                   "locksmith probe: cannot save verdicts: cannot identify the mount of '%s': %s\n",
+                   dir.c_str(), ec.message().c_str());
+      return false;
+    }
+    std::vector<SavedVerdict> verdicts;
+    for (const auto& p : report.primitives) {
+      verdicts.push_back({p.name, harness::to_string(p.verdict), now, p.reason,
+                          peer_dir.empty() ? std::string() : peer.mount_point});
+    }
+    if ((ec = store.update(mount, verdicts))) {
+      std::fprintf(stderr, "locksmith probe: cannot save verdicts in '%s': %s\n",
+                   store.file().string().c_str(), ec.message().c_str());
+      return false;
+    }
+    std::fprintf(stderr, "locksmith probe: saved %zu verdicts for %s mount %s (%s) in %s\n",
+                 verdicts.size(), mount.type.c_str(), mount.mount_point.c_str(),
+                 mount.source.c_str(), store.file().string().c_str());
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& files,
+                      const std::optional<std::filesystem::path>& save_to) {
   if (!report_paths_writable(files, "probe")) return kExitUsage;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string started = utc_now();
@@ -126,7 +170,9 @@ int run_probe_command(const harness::ProbeOptions& options, const ReportFiles& f
   }
   report.started_at = started;
   report.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return emit_report(report, files);
+  const int status = emit_report(report, files);
+  if (!save_to || !report.no_verdict.empty()) return status;
+  return save_verdicts(report, *save_to) ? status : kExitUsage;
 }
 
 int run_check_command(const std::vector<std::string>& dirs, const ReportFiles& files) {

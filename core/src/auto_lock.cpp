@@ -6,6 +6,11 @@
 namespace locksmith {
 namespace {
 
+// The probe's name of a mechanism, under which its verdict is saved.
+std::string_view probe_name(Backend b) noexcept {
+  return b == Backend::posix ? "fcntl" : to_string(b);
+}
+
 std::vector<Backend> default_candidates() {
 #if defined(LOCKSMITH_OS_WINDOWS)
   return {Backend::windows, Backend::link};
@@ -61,6 +66,34 @@ std::unique_ptr<Lockable> AutoLock::make(Backend b) const {
   return std::make_unique<FileLock>(path_, o);
 }
 
+std::string AutoLock::refusal(Backend b) {
+  if (!options_.check_mount) return "";
+  if (!mount_read_) {
+    mount_read_ = true;
+    MountInfo m;
+    if (!identify_mount(path_, m)) mount_ = std::move(m);
+    VerdictStore store(options_.verdicts.empty() ? VerdictStore::default_path()
+                                                 : options_.verdicts);
+    // An unreadable store is no evidence against any mechanism: what the mount says still counts.
+    if (mount_ && !store.load()) verdicts_ = std::move(store);
+  }
+  if (!mount_) return "";
+  const std::optional<SavedVerdict> saved =
+      verdicts_ ? verdicts_->find(*mount_, probe_name(b)) : std::nullopt;
+  if (saved && saved->verdict == "UNSAFE") {
+    return "`locksmith probe --save` found it UNSAFE on this mount" +
+           (saved->reason.empty() ? std::string() : " (" + saved->reason + ")");
+  }
+  std::string why = known_local_only(*mount_, b);
+  // A FUSE daemon may forward locks after all: a SAFE the probe measured across two mounts of
+  // the same storage says it does.
+  if (!why.empty() && is_fuse(*mount_) && mount_->type != "fuse.sshfs" && saved &&
+      saved->verdict == "SAFE" && !saved->peer.empty()) {
+    why.clear();
+  }
+  return why;
+}
+
 Clock::time_point AutoLock::default_deadline() const noexcept {
   return policy_deadline(options_.timeout, options_.fail_when_locked);
 }
@@ -70,8 +103,14 @@ std::error_code AutoLock::acquire(LockMode mode, Clock::time_point deadline) noe
     if (chosen_) {
       return lock_->acquire(*chosen_ == Backend::link ? LockMode::exclusive : mode, deadline);
     }
-    std::error_code ec;
+    std::error_code ec = make_error_code(errc::no_safe_mechanism);
+    refusals_.clear();
     for (const Backend b : options_.candidates) {
+      if (std::string why = refusal(b); !why.empty()) {
+        refusals_.push_back(std::string(probe_name(b)) + ": " + why);
+        ec = make_error_code(errc::no_safe_mechanism);
+        continue;
+      }
       auto candidate = make(b);
       ec = candidate->acquire(b == Backend::link ? LockMode::exclusive : mode, deadline);
       if (ec && is_mechanism_unavailable(ec)) continue;
@@ -81,7 +120,7 @@ std::error_code AutoLock::acquire(LockMode mode, Clock::time_point deadline) noe
       }
       return ec;
     }
-    return ec;  // no candidate works here: the last one's error
+    return ec;  // none works here: the last one's error, or no_safe_mechanism if it was refused
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   }

@@ -28,6 +28,8 @@ class LockCategory final : public std::error_category {
         return "cancelled";
       case errc::not_regular_file:
         return "the lock path exists and is not a regular file";
+      case errc::no_safe_mechanism:
+        return "no locking mechanism is known to exclude other clients on this filesystem";
     }
     return "unknown locksmith error " + std::to_string(value);
   }

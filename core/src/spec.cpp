@@ -30,7 +30,9 @@ std::string_view allowed_options(std::string_view kind) {
     return "timeout, fail_when_locked, perms, stale, stale_grace, break_stale";
   }
   if (kind == "dotlock") return "timeout, fail_when_locked, perms, stale_age";
-  if (kind == "auto") return "shared, timeout, fail_when_locked, perms, follow_symlinks, lifetime";
+  if (kind == "auto") {
+    return "shared, timeout, fail_when_locked, perms, follow_symlinks, lifetime, check_mount";
+  }
   return "shared, timeout, fail_when_locked, perms, follow_symlinks, keep_open";
 }
 
@@ -350,6 +352,7 @@ std::unique_ptr<Lockable> open_lock(const LockSpec& unchecked) {
     o.follow_symlinks = flag("follow_symlinks");
     o.link_lifetime = millis("lifetime", o.link_lifetime);
     if (o.link_lifetime.count() <= 0) bad_spec(text, "lifetime must be at least 1ms");
+    if (spec.options.count("check_mount") != 0) o.check_mount = flag("check_mount");
     return std::make_unique<AutoLock>(spec.target, o);
   }
   if (spec.kind == "link") {

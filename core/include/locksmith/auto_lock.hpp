@@ -8,6 +8,14 @@
 // "Busy" and "timeout" mean the mechanism works (someone holds the lock): it is kept. Later
 // acquisitions use the kept mechanism; describe().mechanism names it.
 //
+// A mechanism that works but excludes nobody is refused before it is tried (check_mount):
+//   - what the mount table says (mount.hpp, known_local_only): NFS local_lock=all/flock/posix and
+//     nolock, cifs nobrl, sshfs, and FUSE daemons, whose lock forwarding the table does not show
+//     (a FUSE mount is trusted for a mechanism once `locksmith probe --save` found it SAFE there);
+//   - a verdict saved by `locksmith probe --save` for this mount (VerdictStore): UNSAFE refuses.
+// Then the next candidate is tried (on such an NFS mount: the link lock). When none is left,
+// acquire fails with errc::no_safe_mechanism and refusals() says why each was refused.
+//
 // Every process that locks PATH must end up with the same mechanism. That holds when the choice is
 // made by the filesystem (all processes see the same one); processes on different kinds of mounts
 // of one export could choose differently — run `locksmith probe` on each mount to see the choice.
@@ -17,11 +25,13 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "locksmith/file_lock.hpp"
 #include "locksmith/link_lock.hpp"
 #include "locksmith/lockable.hpp"
+#include "locksmith/mount.hpp"
 
 namespace locksmith {
 
@@ -35,6 +45,10 @@ struct AutoLockOptions {
   // The mechanisms tried, in order; empty = flock, fcntl, link (Windows: LockFileEx, link).
   std::vector<Backend> candidates;
   std::chrono::milliseconds link_lifetime{15000};  // the link fallback's lifetime (flufl's)
+  // Refuse mechanisms known not to exclude on the mount (see above). Off: trust any that works.
+  bool check_mount = true;
+  // The saved probe verdicts read by check_mount; empty = VerdictStore::default_path().
+  std::filesystem::path verdicts;
 };
 
 // Whether `ec` from a lock call means "this filesystem does not do that kind of lock".
@@ -73,14 +87,22 @@ class AutoLock : public Lockable {
   const std::filesystem::path& path() const noexcept { return path_; }
   // The lock file the link fallback uses.
   std::filesystem::path link_path() const;
+  // The mechanisms refused by check_mount at the first acquire, each "flock: <why>".
+  const std::vector<std::string>& refusals() const noexcept { return refusals_; }
 
  private:
   std::unique_ptr<Lockable> make(Backend b) const;
+  // Why `b` must not be used on this mount, or "" (mount and saved verdicts read once).
+  std::string refusal(Backend b);
 
   std::filesystem::path path_;
   AutoLockOptions options_;
   std::optional<Backend> chosen_;
   std::unique_ptr<Lockable> lock_;  // the chosen mechanism's lock
+  std::vector<std::string> refusals_;
+  bool mount_read_ = false;
+  std::optional<MountInfo> mount_;  // nullopt: could not be identified (nothing refused)
+  std::optional<VerdictStore> verdicts_;
 };
 
 }  // namespace locksmith

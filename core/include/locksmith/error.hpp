@@ -11,15 +11,16 @@ namespace locksmith {
 
 // Lock outcomes that are not OS errors.
 enum class errc {
-  busy = 1,          // held by someone else and the caller asked not to wait
-  timeout,           // still held by someone else at the caller's deadline
-  not_locked,        // release or refresh of a lock this object does not hold
-  lock_lost,         // a lease expired or its connection dropped while held
-  symlink_refused,   // the lock path is a symbolic link and following was not allowed
-  invalid_spec,      // a lock spec string could not be parsed
-  unsupported,       // the primitive or option is not available on this platform
-  cancelled,         // a wait stopped through Lockable::set_stop_token (or an internal one)
-  not_regular_file,  // the lock path is a directory, device, FIFO or socket, never a lock file
+  busy = 1,           // held by someone else and the caller asked not to wait
+  timeout,            // still held by someone else at the caller's deadline
+  not_locked,         // release or refresh of a lock this object does not hold
+  lock_lost,          // a lease expired or its connection dropped while held
+  symlink_refused,    // the lock path is a symbolic link and following was not allowed
+  invalid_spec,       // a lock spec string could not be parsed
+  unsupported,        // the primitive or option is not available on this platform
+  cancelled,          // a wait stopped through Lockable::set_stop_token (or an internal one)
+  not_regular_file,   // the lock path is a directory, device, FIFO or socket, never a lock file
+  no_safe_mechanism,  // auto: every mechanism is unavailable or known not to exclude there
 };
 
 const std::error_category& lock_category() noexcept;

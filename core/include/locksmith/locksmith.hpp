@@ -10,6 +10,7 @@
 #include "locksmith/lock.hpp"
 #include "locksmith/lockable.hpp"
 #include "locksmith/lockfile_locks.hpp"
+#include "locksmith/mount.hpp"
 #include "locksmith/platform.hpp"
 #include "locksmith/semaphore.hpp"
 #include "locksmith/spec.hpp"

@@ -9,7 +9,8 @@
 //   pidfile:PATH    PidLockFile (lockfile's PIDLockFile: PATH itself, "%d\n")
 //   dotlock:PATH    DotLock (liblockfile / dotlockfile: PATH.lock)
 //   auto:PATH       AutoLock: flock, else fcntl, else a link lock on PATH.link, whichever the
-//                   filesystem supports (describe().mechanism says which)
+//                   filesystem supports and is not known to keep local (describe().mechanism
+//                   says which; auto_lock.hpp has the rules)
 //
 // Options follow a '?' as key=value pairs joined by '&':
 //   shared=1             lock() takes a shared lock
@@ -20,6 +21,8 @@
 //   keep_open=1          flock:/fcntl:/ofd: keep the lock file open between acquisitions
 //   max=N                semaphore size (sem: only, required)
 //   lifetime=DURATION    link: and auto: only: expiry written at acquire/refresh (default 15s)
+//   check_mount=0        auto: only: use flock/fcntl even where the mount or a saved probe
+//                        verdict says they exclude nobody (default 1)
 //   slop=DURATION        link: only: clock skew allowed before breaking (default 10s)
 //   stale=auto|off       mkdir: and pidfile: only: take over a lock whose holder is gone, by the
 //                        stale rule in lockfile_locks.hpp (default auto; off = lockfile's "never")

@@ -1,119 +1,16 @@
-// Which filesystem holds a directory: statfs() and, on Linux, /proc/self/mountinfo (type, mount
-// point, source, options). See fs_probe.hpp.
-#include "locksmith/platform.hpp"
-
-#include <sys/statvfs.h>
-
-#if defined(LOCKSMITH_OS_LINUX)
-#include <sys/vfs.h>
-#endif
-
-#include <algorithm>
-#include <cerrno>
+// Which filesystem holds a directory, as locksmith::identify_mount (mount.hpp) sees it, and the
+// facts the probe reports about it. See fs_probe.hpp.
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
-#include <string_view>
+#include <string>
 #include <system_error>
-#include <type_traits>
+#include <vector>
 
+#include "locksmith/mount.hpp"
 #include "probe_internal.hpp"
 
 namespace locksmith::harness {
 namespace {
-
-#if defined(LOCKSMITH_OS_LINUX)
-const char* magic_name(std::uint64_t magic) noexcept {
-  struct Name {
-    std::uint64_t magic;
-    const char* name;
-  };
-  static constexpr Name kNames[] = {
-      {0xef53, "ext2/ext3/ext4"}, {0x01021994, "tmpfs"},
-      {0x858458f6, "ramfs"},      {0x6969, "nfs"},
-      {0x58465342, "xfs"},        {0x9123683e, "btrfs"},
-      {0x2fc12fc1, "zfs"},        {0x65735546, "fuse"},
-      {0x794c7630, "overlayfs"},  {0xff534d42, "cifs"},
-      {0xfe534d42, "smb2"},       {0x517b, "smb"},
-      {0x01021997, "9p"},         {0xf2f52010, "f2fs"},
-      {0x4d44, "vfat"},           {0x5346544e, "ntfs"},
-      {0x7366746e, "ntfs3"},      {0x2011bab0, "exfat"},
-      {0x00c36400, "ceph"},       {0x01161970, "gfs2"},
-      {0x0bd00bd0, "lustre"},     {0x5346414f, "afs"},
-      {0x73717368, "squashfs"},   {0x3153464a, "jfs"},
-      {0x52654973, "reiserfs"},   {0xca451a4e, "bcachefs"},
-      {0x47504653, "gpfs"},       {0x19830326, "fhgfs/beegfs"},
-  };
-  for (const auto& n : kNames) {
-    if (n.magic == magic) return n.name;
-  }
-  return nullptr;
-}
-
-// Mount table fields escape space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        std::all_of(s.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                    s.begin() + static_cast<std::ptrdiff_t>(i) + 4,
-                    [](char c) { return c >= '0' && c <= '7'; })) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-struct MountEntry {
-  std::string mount_point, fstype, source, mount_options, super_options;
-};
-
-// One line of /proc/self/mountinfo:
-// ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS
-bool parse_mountinfo(const std::string& line, MountEntry& e) {
-  std::vector<std::string_view> f;
-  std::string_view rest(line);
-  while (!rest.empty()) {
-    const std::size_t sp = rest.find(' ');
-    f.push_back(rest.substr(0, sp));
-    if (sp == std::string_view::npos) break;
-    rest.remove_prefix(sp + 1);
-  }
-  if (f.size() < 10) return false;
-  const auto dash = std::find(f.begin() + 6, f.end(), "-");
-  if (f.end() - dash < 4) return false;
-  e.mount_point = unescape(f[4]);
-  e.mount_options = std::string(f[5]);
-  e.fstype = unescape(dash[1]);
-  e.source = unescape(dash[2]);
-  e.super_options = unescape(dash[3]);
-  return true;
-}
-
-bool is_under(const std::string& path, const std::string& mount_point) {
-  if (mount_point == "/") return true;
-  return path.compare(0, mount_point.size(), mount_point) == 0 &&
-         (path.size() == mount_point.size() || path[mount_point.size()] == '/');
-}
-
-std::string merge_options(const std::string& a, const std::string& b) {
-  std::vector<std::string> seen;
-  std::string out;
-  for (const std::string* list : {&a, &b}) {
-    std::stringstream in(*list);
-    for (std::string opt; std::getline(in, opt, ',');) {
-      if (opt.empty() || std::find(seen.begin(), seen.end(), opt) != seen.end()) continue;
-      seen.push_back(opt);
-      out += (out.empty() ? "" : ",") + opt;
-    }
-  }
-  return out;
-}
-#endif
 
 std::string hex(std::uint64_t v) {
   char buf[32];
@@ -138,46 +35,16 @@ std::vector<Fact> identity_facts(const FsIdentity& id, const std::string& prefix
 }  // namespace probe
 
 FsIdentity identify_filesystem(const std::filesystem::path& dir) {
-  const std::filesystem::path canonical = std::filesystem::canonical(dir);
+  MountInfo m;
+  if (const std::error_code ec = identify_mount(std::filesystem::canonical(dir), m)) {
+    throw std::system_error(ec, "statfs '" + dir.string() + "'");
+  }
   FsIdentity id;
-  id.type = "unknown";
-#if defined(LOCKSMITH_OS_LINUX)
-  struct statfs sfs {};
-  if (::statfs(canonical.c_str(), &sfs) != 0) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(), "statfs '" + dir.string() + "'");
-  }
-  id.magic = static_cast<std::uint64_t>(
-      static_cast<std::make_unsigned_t<decltype(sfs.f_type)>>(sfs.f_type));
-  if (const char* name = magic_name(id.magic)) id.type = name;
-  // The mount holding the directory: the longest mount point above it; of equal ones, the last
-  // mounted (it hides the others).
-  std::ifstream in("/proc/self/mountinfo");
-  const std::string path = canonical.string();
-  MountEntry best;
-  bool found = false;
-  for (std::string line; std::getline(in, line);) {
-    MountEntry e;
-    if (!parse_mountinfo(line, e) || !is_under(path, e.mount_point)) continue;
-    if (!found || e.mount_point.size() >= best.mount_point.size()) {
-      best = std::move(e);
-      found = true;
-    }
-  }
-  if (found) {
-    id.type = best.fstype;
-    id.mount_point = best.mount_point;
-    id.source = best.source;
-    id.options = merge_options(best.mount_options, best.super_options);
-  }
-#else
-  struct statvfs svfs {};
-  if (::statvfs(canonical.c_str(), &svfs) != 0) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(), "statvfs '" + dir.string() + "'");
-  }
-  id.options = (svfs.f_flag & ST_RDONLY) != 0 ? "ro" : "rw";
-#endif
+  id.type = m.type;
+  id.magic = m.magic;
+  id.mount_point = m.mount_point;
+  id.source = m.source;
+  id.options = m.options;
   return id;
 }
 
