@@ -8,6 +8,7 @@
 
 #include "locksmith/harness/engine.hpp"
 #include "locksmith/harness/fs_probe.hpp"
+#include "locksmith/mount.hpp"
 #include "probe/probe_internal.hpp"
 
 namespace locksmith::harness {
@@ -98,6 +99,29 @@ class StressArea {
   std::filesystem::path peer_;
   bool made_peer_ = false;
 };
+
+// What the mount tables say against the kernel locks on the probed mount(s): a SAFE from
+// processes on this one machine says nothing about other clients then.
+std::vector<std::string> mount_warnings(const std::filesystem::path& dir,
+                                        const std::filesystem::path& peer_dir) {
+  std::vector<std::string> out;
+  for (const std::filesystem::path* d : {&dir, &peer_dir}) {
+    MountInfo m;
+    if (d->empty() || identify_mount(*d, m)) continue;
+    std::string flock = known_local_only(m, Backend::flock);
+    std::string fcntl = known_local_only(m, Backend::posix);
+    const std::string where = m.type + " mount " + m.mount_point;
+    if (d == &peer_dir && !out.empty() && out.back().find(where) != std::string::npos) break;
+    if (!flock.empty() && flock == fcntl) {
+      out.push_back("flock and fcntl locks on the " + where + " may be local to it: " + flock +
+                    "; auto: uses the link lock there");
+    } else {
+      if (!flock.empty()) out.push_back("flock locks on the " + where + ": " + flock);
+      if (!fcntl.empty()) out.push_back("fcntl locks on the " + where + ": " + fcntl);
+    }
+  }
+  return out;
+}
 
 // Runs of one primitive until its checks have enough evidence: 1, 2, 4 and 8 times --duration.
 constexpr int kEvidenceAttempts = 4;
@@ -190,6 +214,7 @@ Report run_probe(const ProbeOptions& o) {
   if (o.progress) std::fprintf(stderr, "probing semantics of %s ...\n", report.directory.c_str());
   report.facts = probe_semantics(dir, o.peer_dir.empty() ? nullptr : &o.peer_dir);
 
+  report.warnings = mount_warnings(dir, o.peer_dir);
   const StressArea area(dir, o.peer_dir);
   for (const auto& c : kCandidates) {
     if (!o.only.empty() &&

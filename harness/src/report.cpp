@@ -588,6 +588,8 @@ void console_facts(const Report& r, std::ostream& out, const Paint& paint) {
 void write_console(const Report& r, std::ostream& out, bool color) {
   const Paint paint{color};
   console_header(r, out, paint);
+  for (const auto& w : r.warnings) out << paint(kYellow, "warning: ") << console_safe(w) << '\n';
+  if (!r.warnings.empty()) out << '\n';
   console_table(r, out, color);
   console_checks(r, out, paint);
   console_facts(r, out, paint);

@@ -78,6 +78,9 @@ void write_json(const Report& r, std::ostream& out) {
   j["peer_directory"] = valid_utf8(r.peer_directory);
   j["verdict"] = overall_verdict(r);
   if (!r.no_verdict.empty()) j["no_verdict"] = r.no_verdict;
+  ordered_json warnings = ordered_json::array();
+  for (const auto& w : r.warnings) warnings.push_back(valid_utf8(w));
+  j["warnings"] = std::move(warnings);
   ordered_json facts = ordered_json::array();
   for (const auto& f : r.facts) {
     facts.push_back({{"name", valid_utf8(f.name)},

@@ -576,6 +576,11 @@ void write_html(const Report& r, std::ostream& out) {
   }
   out << "</tbody></table></div>\n";
 
+  if (!r.warnings.empty()) {
+    out << "<h2>Warnings</h2>\n<ul id=\"warnings\">\n";
+    for (const auto& w : r.warnings) out << "<li>" << esc(w) << "</li>\n";
+    out << "</ul>\n";
+  }
   if (!r.facts.empty()) {
     out << "<h2>Filesystem facts</h2>\n<table id=\"facts\"><thead><tr><th>fact</th><th>value"
            "</th><th>detail</th></tr></thead><tbody>\n";

@@ -306,6 +306,28 @@ TEST(ReportTest, JsonCarriesEveryDocumentedField) {
   EXPECT_EQ(j["primitives"][2].at("verdict"), "SAFE");
 }
 
+// The probe's warnings (traps a SAFE does not cover) reach every reader: console, JSON, HTML.
+TEST(ReportTest, WarningsAreShownInEveryFormat) {
+  Report r = sample_report();
+  r.warnings = {"flock locks on the nfs4 mount /mnt: local_lock=all <here>"};
+  std::ostringstream console, json, html;
+  write_console(r, console, false);
+  EXPECT_NE(console.str().find("warning: flock locks on the nfs4 mount /mnt"), std::string::npos)
+      << console.str();
+  EXPECT_LT(console.str().find("warning:"), console.str().find("PRIMITIVE"))
+      << "warnings come before the verdict table";
+  write_json(r, json);
+  const auto j = nlohmann::json::parse(json.str());
+  ASSERT_EQ(j.at("warnings").size(), 1u);
+  EXPECT_EQ(j["warnings"][0], r.warnings[0]);
+  write_html(r, html);
+  EXPECT_NE(html.str().find("<li>flock locks on the nfs4 mount /mnt: local_lock=all &lt;here&gt;"),
+            std::string::npos);
+  std::ostringstream none;
+  write_json(sample_report(), none);
+  EXPECT_EQ(nlohmann::json::parse(none.str()).at("warnings").size(), 0u);
+}
+
 TEST(ReportTest, JsonSurvivesInvalidUtf8AndNonFiniteNumbers) {
   Report r;
   r.command = "stress";

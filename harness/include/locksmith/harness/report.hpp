@@ -51,6 +51,9 @@ struct Report {
   std::string directory;  // probe: the directory tested
   std::string peer_directory;
   std::vector<Fact> facts;  // probe: filesystem type, mount options, semantics
+  // probe: traps seen on this mount that a SAFE verdict does not cover (locks local to the
+  // mount, ...), one line each; shown above the verdict table.
+  std::vector<std::string> warnings;
   std::vector<PrimitiveReport> primitives;
   // Why there is no verdict at all (the run was interrupted, nothing was exercised, the
   // evidence did not add up); empty when there is one.
