@@ -108,16 +108,24 @@ std::vector<std::string> mount_warnings(const std::filesystem::path& dir,
   for (const std::filesystem::path* d : {&dir, &peer_dir}) {
     MountInfo m;
     if (d->empty() || identify_mount(*d, m)) continue;
-    std::string flock = known_local_only(m, Backend::flock);
-    std::string fcntl = known_local_only(m, Backend::posix);
+    const std::string flock = known_local_only(m, Backend::flock);
+    const std::string fcntl = known_local_only(m, Backend::posix);
     const std::string where = m.type + " mount " + m.mount_point;
     if (d == &peer_dir && !out.empty() && out.back().find(where) != std::string::npos) break;
+    const auto warn = [&out, &where](const char* what, const std::string& why, const char* tail) {
+      std::string line = what;
+      line += " locks on the ";
+      line += where;
+      line += ": ";
+      line += why;
+      line += tail;
+      out.push_back(std::move(line));
+    };
     if (!flock.empty() && flock == fcntl) {
-      out.push_back("flock and fcntl locks on the " + where + " may be local to it: " + flock +
-                    "; auto: uses the link lock there");
+      warn("flock and fcntl", flock, "; auto: uses the link lock there");
     } else {
-      if (!flock.empty()) out.push_back("flock locks on the " + where + ": " + flock);
-      if (!fcntl.empty()) out.push_back("fcntl locks on the " + where + ": " + fcntl);
+      if (!flock.empty()) warn("flock", flock, "");
+      if (!fcntl.empty()) warn("fcntl", fcntl, "");
     }
   }
   return out;
