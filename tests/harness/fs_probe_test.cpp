@@ -309,6 +309,41 @@ TEST_F(MountedTest, PeerThroughABindMountGivesTheSameAnswers) {
       << f.at("link_nlink_2").detail;
 }
 
+// Two bindfs mounts of one directory (no lock forwarding: each mount keeps its own locks). The
+// experiments that need a held lock to exclude the competitor through the peer cannot ask their
+// question there: "not applicable", saying why, rather than an error or a wrong "no".
+TEST(FsProbe, LocksThatDoNotCrossMountsMakeLockFactsNotApplicable) {
+  if (::geteuid() != 0 || !fs::exists("/dev/fuse")) GTEST_SKIP() << "needs root and /dev/fuse";
+  test::TempDir dir;
+  const fs::path src = dir / "src", a = dir / "a", b = dir / "b";
+  for (const auto& d : {src, a, b}) fs::create_directories(d);
+  test::SpawnOptions quiet;
+  quiet.out = test::Stdio::null;
+  quiet.err = test::Stdio::null;
+  quiet.search_path = true;
+  if (test::run({"bindfs", src.string(), a.string()}, quiet).exit != 0) {
+    GTEST_SKIP() << "bindfs is not installed or cannot mount";
+  }
+  struct Unmount {
+    std::vector<fs::path> paths;
+    ~Unmount() {
+      for (const auto& p : paths) ::umount2(p.c_str(), MNT_DETACH);
+    }
+  } unmount{{a}};
+  ASSERT_EQ(test::run({"bindfs", src.string(), b.string()}, quiet).exit, 0);
+  unmount.paths.push_back(b);
+  const std::vector<Fact> facts = probe_semantics(a, &b);
+  const auto f = by_name(facts);
+  for (const char* name :
+       {"close_any_fd_drops_fcntl", "flock_fcntl_interact", "flock_shared_across_fork"}) {
+    EXPECT_EQ(f.at(name).value, "not applicable") << name << ": " << f.at(name).detail;
+    EXPECT_NE(f.at(name).detail.find("do not exclude it at all here"), std::string::npos)
+        << f.at(name).detail;
+  }
+  EXPECT_EQ(f.at("o_excl_atomic").value.rfind("error", 0), std::string::npos)
+      << f.at("o_excl_atomic").detail;
+}
+
 TEST_F(MountedTest, ReadOnlyDirectoryIsAnEnvironmentError) {
   mount_tmpfs(MS_RDONLY);
   try {

@@ -28,6 +28,13 @@ struct ExperimentError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The experiment's precondition does not hold here (e.g. the lock it needs held does not even
+// exclude a competitor through the peer mount): the fact is "not applicable: <why>", not a
+// wrong answer and not an error.
+struct NotApplicable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::string error_text(int err);
 [[noreturn]] void fail(const std::string& what, int err);
 
