@@ -221,7 +221,8 @@ TEST(Interrupt, SigtermStopsTheRunWithoutAVerdict) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
   std::ifstream in(dir / "out");
-  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string out;
+  for (std::string line; std::getline(in, line);) out += line + '\n';
   EXPECT_NE(out.find("NO VERDICT - interrupted by SIGTERM"), std::string::npos) << out;
   EXPECT_TRUE(fs::is_empty(tmp)) << "the run directory was left behind";
   EXPECT_FALSE(fs::exists(dir / "f.lock.guard"));
