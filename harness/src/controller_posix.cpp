@@ -244,7 +244,10 @@ void Controller::build_config() {
 
 void Controller::run_loop(detail::Fleet& fleet, detail::Nemesis& nemesis,
                           detail::SharedState& shared) {
-  const std::uint64_t start = cfg_.start_ns;
+  // The duration runs from when every worker is in its loop (bounded: a worker that never
+  // gets there is an environment error).
+  std::uint64_t start = 0;
+  constexpr std::uint64_t kStartLimitNs = 60000000000ULL;
   const bool tty = o_.progress && ::isatty(STDERR_FILENO);
   const double total_s = cfg_.duration_ns > 0 ? static_cast<double>(cfg_.duration_ns) / 1e9 : 0;
   std::uint64_t last_draw = 0;
@@ -253,8 +256,15 @@ void Controller::run_loop(detail::Fleet& fleet, detail::Nemesis& nemesis,
   for (;;) {
     fleet.reap(false);
     const std::uint64_t now = monotonic_ns();
-    const bool time_up =
-        cfg_.duration_ns > 0 && now >= start + static_cast<std::uint64_t>(cfg_.duration_ns);
+    if (start == 0 && shared.ready.load() >= cfg_.workers) start = now;
+    if (start == 0 && stop_at == 0 && now - cfg_.start_ns > kStartLimitNs) {
+      nemesis_error_ = "only " + std::to_string(shared.ready.load()) + " of " +
+                       std::to_string(cfg_.workers) + " workers started within 60 s";
+      shared.stop.store(1);
+      stop_at = now;
+    }
+    const bool time_up = cfg_.duration_ns > 0 && start != 0 &&
+                         now >= start + static_cast<std::uint64_t>(cfg_.duration_ns);
     // A worker that failed ends the run at once: its evidence is missing either way.
     if ((time_up || g_interrupted != 0 || !fleet.error().empty()) && stop_at == 0) {
       shared.stop.store(1);
@@ -279,13 +289,13 @@ void Controller::run_loop(detail::Fleet& fleet, detail::Nemesis& nemesis,
         stop_at = now;
       }
     }
-    if (tty && now - last_draw > 100000000) {
+    if (tty && start != 0 && now - last_draw > 100000000) {
       draw_progress(static_cast<double>(now - start) / 1e9, total_s, fleet.acquired_total(), false);
       last_draw = now;
     }
     sleep_ns(5000000);
   }
-  if (tty) {
+  if (tty && start != 0) {
     draw_progress(static_cast<double>(monotonic_ns() - start) / 1e9, total_s,
                   fleet.acquired_total(), true);
   }

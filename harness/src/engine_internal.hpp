@@ -31,6 +31,10 @@ struct alignas(64) Slot {
 struct SharedState {
   std::atomic<std::uint32_t> stop{0};
   std::atomic<std::uint32_t> slots_used{0};
+  // Workers that reached their loop (restarted ones count again): the run's duration is counted
+  // from when every worker of the run got there, so that a slow start (a loaded machine, a
+  // sanitizer build) does not eat it.
+  std::atomic<std::uint32_t> ready{0};
   Slot slots[kMaxSlots];
 };
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&

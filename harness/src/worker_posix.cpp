@@ -40,6 +40,7 @@ int worker_thread(detail::Workload& workload, const RunConfig& cfg,
                               slot,
                               id,
                               rec};
+    shared.ready.fetch_add(1);
     const int code = workload.work(ctx);
     if (rec.error() != 0) {
       std::fprintf(stderr, "locksmith worker %u: cannot extend its history file: %s\n", id,

@@ -155,6 +155,7 @@ TEST(FileStoreScenario, EveryMessageDeliveredOnceWhileWorkersAreKilled) {
   StressOptions o = short_run("filestore:" + (dir / "store").string());
   o.iterations.reset();
   o.duration = std::chrono::milliseconds(1500);
+  o.evidence_budget = std::chrono::seconds(10);  // a loaded machine: until enough were taken
   o.nemesis_kill = true;
   o.nemesis_interval = std::chrono::milliseconds(50);
   const StressResult r = run_stress(o);
