@@ -284,9 +284,10 @@ def report(out, dest, findings):
              "(the machine is shared with other CI jobs)")
     w.append(f"- command: `{meta.get('command')}` ({meta.get('mode')} mode: "
              f"`probe --duration {meta.get('probe_duration')}`, "
-             f"`stress --duration {meta.get('stress_duration')} --workers 4 --nemesis kill`); "
+             f"`stress --duration {meta.get('stress_duration')} --workers 4 --nemesis kill`, 8 workers for "
+             f"link, mkdir and dotlock); "
              f"commit {meta.get('commit')}, locksmith sha256 {meta.get('locksmith_sha256')}…; "
-             f"{total} s in the probe/stress commands")
+             f"{total} s summed over the lab's commands")
     w.append("- packages: " + ", ".join(f"{k[4:]} {v}" for k, v in meta.items() if k.startswith("pkg_")))
     nres = len(judged)
     bad = [k for k, v in judged.items() if v != "ok"]
