@@ -17,6 +17,9 @@ packages=(
   g++-mingw-w64-x86-64-posix
   # the HTML report is tested in a real headless browser
   chromium
+  # the filesystem lab (ci/fslab/run): loop-mounted xfs and btrfs, FUSE mounts by bindfs and
+  # sshfs, and the loopback sshd and ssh client that sshfs talks to
+  xfsprogs btrfs-progs fuse3 bindfs sshfs openssh-server openssh-client
 )
 
 missing=()
