@@ -265,7 +265,8 @@ def report(out, dest, findings):
                         f.write(f"===== {run['name']}{suffix[:-4]}: exit {run['exit']} after "
                                 f"{run['seconds']} s\n$ {run['command']}\n{src.read_text()}\n".replace(meta.get("lab", "?"), "LAB"))
         for extra in ["meta.tsv", "runs.tsv", "configs.tsv", "check.tsv"] + \
-                [p.name for p in out.glob("copyup-*.tsv")] + [p.name for p in out.glob("mountinfo-*.txt")]:
+                [p.name for p in out.glob("copyup-*.tsv")] + [p.name for p in out.glob("mountinfo-*.txt")] + \
+                [p.name for p in out.glob("*.hang.txt")]:
             if (out / extra).exists():
                 shutil.copy(out / extra, files / extra)
 
