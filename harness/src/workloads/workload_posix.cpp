@@ -156,11 +156,12 @@ SharedMap::SharedMap(const std::filesystem::path& path, bool create) {
 
 SharedMap::~SharedMap() { ::munmap(state_, sizeof(SharedState)); }
 
+// The duration is the controller's to judge (it sets `stop`): it counts from when every worker
+// was ready, which a worker cannot know; a worker that timed itself from the controller's start
+// could spend the whole run starting up and never try (seen under ASan on a loaded machine).
 bool WorkerContext::over(std::uint64_t done) const {
   if (shared.stop.load(std::memory_order_relaxed) != 0) return true;
-  if (cfg.iterations > 0 && done >= cfg.iterations) return true;
-  return cfg.duration_ns > 0 &&
-         monotonic_ns() >= cfg.start_ns + static_cast<std::uint64_t>(cfg.duration_ns);
+  return cfg.iterations > 0 && done >= cfg.iterations;
 }
 
 Event WorkerContext::event(std::uint32_t op, EventType type) const {
