@@ -1,7 +1,8 @@
 // Uncontended lock throughput, locksmith side by side with the raw system calls it wraps.
 //
 //  fd/*    lock + unlock on an fd that stays open (locksmith::lock/unlock vs flock(2)/fcntl(2)).
-//  path/*  open + lock + unlock + close of a path (FileLock vs open(2)/flock(2)/close(2)).
+//  path/*  open + lock + unlock + close of a path (FileLock vs open(2)/flock(2)/close(2)); and
+//          AutoLock, which also checks the mount (see BM_path_autolock_constructed).
 //
 // Every locksmith benchmark has a raw twin in this binary; bench/compare.py turns the pairs into
 // ratios. Nothing else holds the files, so every lock call succeeds at once.
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "bench_support.hpp"
+#include "locksmith/auto_lock.hpp"
 #include "locksmith/file_lock.hpp"
 #include "locksmith/lock.hpp"
 
@@ -198,6 +200,27 @@ void BM_path_filelock_acquire(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_path_filelock_acquire)->UseRealTime();
+
+// AutoLock constructed on every iteration, as `auto:` specs and `locksmith run` use it: the
+// first acquire identifies the mount and reads the saved verdicts (check_mount), which this
+// process caches until the mount table or the verdict file changes; "unchecked" skips that.
+void autolock_constructed(benchmark::State& state, bool check_mount) {
+  const std::filesystem::path path = bench::bench_dir() / "path_flock";
+  locksmith::AutoLockOptions options;
+  options.check_mount = check_mount;
+  options.verdicts = bench::bench_dir() / "no-verdicts";  // missing: an empty store
+  for (auto _ : state) {
+    locksmith::AutoLock lock(path, options);
+    if (lock.acquire(locksmith::LockMode::exclusive, locksmith::kForever) || lock.release()) {
+      state.SkipWithError("AutoLock::acquire failed");
+      break;
+    }
+  }
+}
+void BM_path_autolock_constructed(benchmark::State& state) { autolock_constructed(state, true); }
+BENCHMARK(BM_path_autolock_constructed)->UseRealTime();
+void BM_path_autolock_unchecked(benchmark::State& state) { autolock_constructed(state, false); }
+BENCHMARK(BM_path_autolock_unchecked)->UseRealTime();
 
 // --- Paired loops: raw and locksmith alternating in blocks (see bench::run_paired) ----------
 

@@ -6,11 +6,6 @@
 namespace locksmith {
 namespace {
 
-// The probe's name of a mechanism, under which its verdict is saved.
-std::string_view probe_name(Backend b) noexcept {
-  return b == Backend::posix ? "fcntl" : to_string(b);
-}
-
 std::vector<Backend> default_candidates() {
 #if defined(LOCKSMITH_OS_WINDOWS)
   return {Backend::windows, Backend::link};
@@ -72,14 +67,15 @@ std::string AutoLock::refusal(Backend b) {
     mount_read_ = true;
     MountInfo m;
     if (!identify_mount(path_, m)) mount_ = std::move(m);
-    VerdictStore store(options_.verdicts.empty() ? VerdictStore::default_path()
-                                                 : options_.verdicts);
     // An unreadable store is no evidence against any mechanism: what the mount says still counts.
-    if (mount_ && !store.load()) verdicts_ = std::move(store);
+    if (mount_) {
+      verdicts_ = VerdictStore::cached(options_.verdicts.empty() ? VerdictStore::default_path()
+                                                                 : options_.verdicts);
+    }
   }
   if (!mount_) return "";
   const std::optional<SavedVerdict> saved =
-      verdicts_ ? verdicts_->find(*mount_, probe_name(b)) : std::nullopt;
+      verdicts_ ? verdicts_->find(*mount_, kind_name(b)) : std::nullopt;
   if (saved && saved->verdict == "UNSAFE") {
     return "`locksmith probe --save` found it UNSAFE on this mount" +
            (saved->reason.empty() ? std::string() : " (" + saved->reason + ")");
@@ -107,7 +103,7 @@ std::error_code AutoLock::acquire(LockMode mode, Clock::time_point deadline) noe
     refusals_.clear();
     for (const Backend b : options_.candidates) {
       if (std::string why = refusal(b); !why.empty()) {
-        refusals_.push_back(std::string(probe_name(b)) + ": " + why);
+        refusals_.push_back(std::string(kind_name(b)) + ": " + why);
         ec = make_error_code(errc::no_safe_mechanism);
         continue;
       }

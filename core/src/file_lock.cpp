@@ -12,10 +12,6 @@ namespace {
 // How many times a non-waiting acquire follows a lock file that was replaced under it.
 constexpr int kMaxInodeRetries = 16;
 
-std::string_view kind_of(Backend b) noexcept {
-  return b == Backend::posix ? std::string_view("fcntl") : to_string(b);
-}
-
 }  // namespace
 
 FileLock::FileLock(std::filesystem::path path, LockOptions options)
@@ -107,7 +103,7 @@ std::error_code FileLock::release() noexcept {
 
 LockInfo FileLock::describe() const {
   LockInfo info;
-  info.kind = std::string(kind_of(options_.backend));
+  info.kind = std::string(kind_name(options_.backend));
   info.mechanism = std::string(to_string(options_.backend));
   info.target = path_.string();
   info.held = fd_.valid();

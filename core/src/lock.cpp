@@ -21,6 +21,10 @@ std::string_view to_string(Backend b) noexcept {
   return "unknown";
 }
 
+std::string_view kind_name(Backend b) noexcept {
+  return b == Backend::posix ? std::string_view("fcntl") : to_string(b);
+}
+
 std::string_view to_string(LockMode m) noexcept {
   return m == LockMode::exclusive ? "exclusive" : "shared";
 }

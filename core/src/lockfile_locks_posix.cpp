@@ -186,15 +186,20 @@ bool path_is_fd(const std::filesystem::path& path, const UniqueFd& fd) noexcept 
 
 // path_is_fd, allowing for a waiter that is taking over a stale lock: it swaps its own lock in
 // and, finding ours instead of the stale one, swaps ours back a few system calls later. While
-// our inode is still linked somewhere (its link count is not 0) we look again, for a bounded time.
+// our inode is still linked somewhere (its link count is not 0) we look again, for up to a
+// second: the swapper may be descheduled in between (a loaded machine took longer than the
+// 20 ms this once allowed), and only one that died there keeps ours away for good.
 bool path_is_fd_settled(const std::filesystem::path& path, const UniqueFd& fd) noexcept {
-  for (int attempt = 0; attempt < 200; ++attempt) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  auto pause = std::chrono::microseconds(50);
+  for (;;) {
     if (path_is_fd(path, fd)) return true;
     struct stat st {};
     if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::microseconds(2000));
   }
-  return false;
 }
 
 // Whether `path` (not following a symlink) is the file open as `fd`, and the first `limit` bytes
@@ -606,22 +611,32 @@ std::error_code MkdirLock::release() noexcept {
   if (!held_) return make_error_code(errc::not_locked);
   held_ = false;
   if (owner_pid_ != detail::current_pid()) return make_error_code(errc::not_locked);  // forked
-  const std::filesystem::path unique = lock_path_ / unique_name_;
-  const bool ours = path_is_fd_settled(lock_path_, dir_fd_) && path_is_fd(unique, file_fd_);
-  dir_fd_.reset();
-  file_fd_.reset();
-  if (!ours) return make_error_code(errc::lock_lost);
-  if (::unlink(unique.c_str()) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return make_error_code(errc::lock_lost);
+  UniqueFd dir = std::move(dir_fd_), file = std::move(file_fd_);
+  // Our file is removed through our directory's descriptor, wherever that directory is linked
+  // now; the directory itself only by its path, once that path is it again. A breaker taking
+  // over a stale lock may have swapped ours out for a few system calls (path_is_fd_settled),
+  // even between our unlink and our rmdir: its directory (with its file) is then at the path,
+  // rmdir says ENOTEMPTY, and ours comes back as it swaps back. Three tries cover that; a
+  // directory that stays elsewhere, or that holds another file, is a lost lock.
+  struct stat by_name {
+  }, by_fd{};
+  if (!path_is_fd_settled(lock_path_, dir) ||
+      ::fstatat(dir.get(), unique_name_.c_str(), &by_name, AT_SYMLINK_NOFOLLOW) != 0 ||
+      ::fstat(file.get(), &by_fd) != 0 || by_name.st_dev != by_fd.st_dev ||
+      by_name.st_ino != by_fd.st_ino) {
+    return make_error_code(errc::lock_lost);
+  }
+  file.reset();
+  if (::unlinkat(dir.get(), unique_name_.c_str(), 0) != 0) {
+    if (errno == ENOENT) return make_error_code(errc::lock_lost);
     return last_error();
   }
-  if (::rmdir(lock_path_.c_str()) != 0) {
-    if (errno == ENOTEMPTY || errno == EEXIST || errno == ENOENT) {
-      return make_error_code(errc::lock_lost);
-    }
-    return last_error();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0 && !path_is_fd_settled(lock_path_, dir)) break;
+    if (::rmdir(lock_path_.c_str()) == 0) return {};
+    if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT) return last_error();
   }
-  return {};
+  return make_error_code(errc::lock_lost);
 }
 
 bool MkdirLock::is_locked() const noexcept {

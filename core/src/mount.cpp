@@ -3,6 +3,8 @@
 
 #include <cerrno>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <span>
 #include <sstream>
 #include <utility>
@@ -118,6 +120,30 @@ std::string known_local_only(const MountInfo& m, Backend backend) {
 
 VerdictStore::VerdictStore(std::filesystem::path file) : file_(std::move(file)) {}
 
+std::shared_ptr<const VerdictStore> VerdictStore::cached(const std::filesystem::path& file) {
+  struct Seen {
+    bool exists = false;
+    std::uintmax_t size = 0;
+    std::filesystem::file_time_type mtime;
+    std::shared_ptr<const VerdictStore> store;
+  };
+  static std::mutex mu;
+  static auto* seen = new std::map<std::filesystem::path, Seen>();  // never destroyed
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(file, ec);
+  const bool exists = !ec && std::filesystem::exists(status);
+  const auto mtime = exists ? std::filesystem::last_write_time(file, ec) : decltype(Seen::mtime)();
+  const std::uintmax_t size = exists && !ec ? std::filesystem::file_size(file, ec) : 0;
+  const bool known = !ec || !exists;  // a missing file is known too: an empty store
+  const std::lock_guard<std::mutex> hold(mu);
+  Seen& s = (*seen)[file];
+  if (s.store && known && s.exists == exists && s.size == size && s.mtime == mtime) return s.store;
+  auto store = std::make_shared<VerdictStore>(file);
+  if (!known || store->load()) store = std::make_shared<VerdictStore>(file);  // nothing usable
+  if (known) s = {exists, size, mtime, store};
+  return store;
+}
+
 std::string VerdictStore::key_of(const MountInfo& m) {
   std::string key;
   for (const std::string* f : {&m.type, &m.fsid, &m.source, &m.mount_point, &m.options}) {
@@ -162,6 +188,7 @@ std::error_code VerdictStore::load() {
 
 std::optional<SavedVerdict> VerdictStore::find(const MountInfo& m,
                                                std::string_view primitive) const {
+  if (records_.empty()) return std::nullopt;  // the usual case: nothing saved, no key to build
   const std::string key = key_of(m);
   for (const Record& r : records_) {
     if (r.key == key && r.verdict.primitive == primitive) return r.verdict;

@@ -1,6 +1,10 @@
 // The mount holding a path: statfs() and, on Linux, /proc/self/mountinfo (type, mount point,
 // source, options); the kernel release; where saved verdicts live (mount.hpp).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -10,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string_view>
 #include <type_traits>
@@ -70,6 +76,7 @@ std::string unescape_octal(std::string_view s) {
 }
 
 struct MountEntry {
+  std::string device;  // "MAJ:MIN"
   std::string mount_point, fstype, source, mount_options, super_options;
 };
 
@@ -87,6 +94,7 @@ bool parse_mountinfo(const std::string& line, MountEntry& e) {
   if (f.size() < 10) return false;
   const auto dash = std::find(f.begin() + 6, f.end(), "-");
   if (f.end() - dash < 4) return false;
+  e.device = std::string(f[2]);
   e.mount_point = unescape_octal(f[4]);
   e.mount_options = std::string(f[5]);
   e.fstype = unescape_octal(dash[1]);
@@ -115,7 +123,9 @@ std::string merge_options(const std::string& a, const std::string& b) {
   return out;
 }
 
-std::error_code linux_identify(const std::string& path, MountInfo& id) {
+// `unique`: the device `dev` shows in exactly one mount table entry, so the answer holds for
+// every path on it (no bind mount or second mount with other per-mount options).
+std::error_code linux_identify(const std::string& path, dev_t dev, MountInfo& id, bool& unique) {
   struct statfs sfs {};
   if (::statfs(path.c_str(), &sfs) != 0) return {errno, std::generic_category()};
   id.magic = static_cast<std::uint64_t>(
@@ -133,9 +143,13 @@ std::error_code linux_identify(const std::string& path, MountInfo& id) {
   std::ifstream in("/proc/self/mountinfo");
   MountEntry best;
   bool found = false;
+  const std::string device = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
+  int entries_of_device = 0;
   for (std::string line; std::getline(in, line);) {
     MountEntry e;
-    if (!parse_mountinfo(line, e) || !is_under(path, e.mount_point)) continue;
+    if (!parse_mountinfo(line, e)) continue;
+    if (e.device == device) ++entries_of_device;
+    if (!is_under(path, e.mount_point)) continue;
     if (!found || e.mount_point.size() >= best.mount_point.size()) {
       best = std::move(e);
       found = true;
@@ -147,7 +161,58 @@ std::error_code linux_identify(const std::string& path, MountInfo& id) {
     id.source = best.source;
     id.options = merge_options(best.mount_options, best.super_options);
   }
+  unique = found && entries_of_device == 1 && best.device == device;
   return {};
+}
+
+// What identify_mount found per device, for as long as the mount table stays as it was: Linux
+// signals any change to it by POLLPRI on an open /proc/self/mountinfo, so a repeated question
+// costs a stat() and a poll() instead of reading and parsing the table. A forked child starts
+// afresh (its mount namespace may differ).
+class MountCache {
+ public:
+  std::optional<MountInfo> find(dev_t dev) {
+    const std::lock_guard<std::mutex> hold(mu_);
+    if (!current()) return std::nullopt;
+    const auto it = by_dev_.find(dev);
+    if (it == by_dev_.end()) return std::nullopt;
+    return it->second;
+  }
+  // Keeps `m`, read from the table after find(dev) missed, unless the table changed since: then
+  // what was read may already be stale, and nothing is kept.
+  void put(dev_t dev, const MountInfo& m) {
+    const std::lock_guard<std::mutex> hold(mu_);
+    if (current()) by_dev_[dev] = m;
+  }
+
+ private:
+  // Whether the entries still describe the mount table and it did not change since the last
+  // question; on a change (or when it cannot tell) every entry is forgotten.
+  bool current() {
+    if (owner_ != ::getpid()) {
+      if (fd_ >= 0) ::close(fd_);
+      by_dev_.clear();
+      owner_ = ::getpid();
+      fd_ = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    }
+    if (fd_ < 0) return false;
+    struct pollfd changed {
+      fd_, POLLPRI, 0
+    };
+    if (::poll(&changed, 1, 0) == 0) return true;
+    by_dev_.clear();  // changed (or cannot tell): forget
+    return false;
+  }
+
+  std::mutex mu_;
+  pid_t owner_ = 0;
+  int fd_ = -1;
+  std::map<dev_t, MountInfo> by_dev_;
+};
+
+MountCache& mount_cache() {
+  static MountCache* cache = new MountCache();  // never destroyed: usable until exit
+  return *cache;
 }
 #endif
 
@@ -155,6 +220,18 @@ std::error_code linux_identify(const std::string& path, MountInfo& id) {
 
 std::error_code identify_mount(const std::filesystem::path& path, MountInfo& out) {
   std::error_code ec;
+#if defined(LOCKSMITH_OS_LINUX)
+  struct stat st {};
+  const bool at_path = ::stat(path.c_str(), &st) == 0;
+  const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : ".";
+  const bool known_dev = at_path || ::stat(parent.c_str(), &st) == 0;
+  if (known_dev) {
+    if (auto cached = mount_cache().find(st.st_dev)) {
+      out = std::move(*cached);
+      return {};
+    }
+  }
+#endif
   std::filesystem::path at = std::filesystem::canonical(path, ec);
   if (ec) {  // a lock file not made yet: its directory
     at = std::filesystem::canonical(path.has_parent_path() ? path.parent_path() : ".", ec);
@@ -164,7 +241,9 @@ std::error_code identify_mount(const std::filesystem::path& path, MountInfo& out
   MountInfo id;
   id.type = "unknown";
 #if defined(LOCKSMITH_OS_LINUX)
-  if ((ec = linux_identify(at.string(), id))) return ec;
+  bool unique = false;
+  if ((ec = linux_identify(at.string(), st.st_dev, id, unique))) return ec;
+  if (known_dev && unique) mount_cache().put(st.st_dev, id);
 #else
   struct statvfs svfs {};
   if (::statvfs(at.c_str(), &svfs) != 0) return {errno, std::generic_category()};
@@ -178,9 +257,12 @@ std::error_code identify_mount(const std::filesystem::path& path, MountInfo& out
 }
 
 std::string kernel_release() {
-  struct utsname u {};
-  if (::uname(&u) != 0) return "unknown";
-  return std::string(u.sysname) + " " + u.release;
+  static const std::string release = [] {  // the running kernel does not change
+    struct utsname u {};
+    if (::uname(&u) != 0) return std::string("unknown");
+    return std::string(u.sysname) + " " + u.release;
+  }();
+  return release;
 }
 
 std::filesystem::path VerdictStore::default_path() {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -86,6 +87,53 @@ TEST(IdentifyMount, FindsTheMountOfAPathAndOfAFileNotYetMade) {
   EXPECT_EQ(of_file.fsid, m.fsid);
   MountInfo missing;
   EXPECT_TRUE(identify_mount(dir / "no" / "such" / "dir" / "x", missing));
+}
+
+// identify_mount keeps its answers for a device until the mount table changes: a bind mount of
+// the same filesystem (same st_dev) made after the first question must be seen at once.
+TEST(IdentifyMount, SeesAMountMadeAfterTheFirstQuestion) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to bind-mount";
+  test::TempDir dir;
+  fs::create_directories(dir / "src");
+  fs::create_directories(dir / "dst");
+  MountInfo before, again;
+  ASSERT_FALSE(identify_mount(dir / "dst", before));
+  ASSERT_FALSE(identify_mount(dir / "dst", again));
+  EXPECT_EQ(again.mount_point, before.mount_point);
+  const std::string dst = fs::canonical(dir / "dst").string();
+  ASSERT_NE(before.mount_point, dst);
+  if (::mount((dir / "src").c_str(), dst.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    GTEST_SKIP() << "cannot bind-mount here: " << std::strerror(errno);
+  }
+  MountInfo bound;
+  const std::error_code ec = identify_mount(dir / "dst" / "f.lock", bound);
+  ::umount2(dst.c_str(), MNT_DETACH);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(bound.mount_point, dst);
+  MountInfo after;
+  ASSERT_FALSE(identify_mount(dir / "dst", after));
+  EXPECT_EQ(after.mount_point, before.mount_point);
+}
+
+// VerdictStore::cached reads the file again exactly when it changed, and a missing file is an
+// empty store.
+TEST(VerdictStore, CachedIsReadAgainWhenTheFileChanges) {
+  test::TempDir dir;
+  const fs::path file = dir / "verdicts";
+  const auto none = VerdictStore::cached(file);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->size(), 0u);
+  MountInfo m;
+  ASSERT_FALSE(identify_mount(dir.path(), m));
+  VerdictStore store(file);
+  ASSERT_FALSE(store.update(m, {{"flock", "UNSAFE", 1700000000, "", ""}}));
+  const auto one = VerdictStore::cached(file);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ(VerdictStore::cached(file), one) << "unchanged: the same store, not read again";
+  ASSERT_FALSE(store.update(m, {{"fcntl", "SAFE", 1700000000, "", ""}}));
+  EXPECT_EQ(VerdictStore::cached(file)->size(), 2u);
+  fs::remove(file);
+  EXPECT_EQ(VerdictStore::cached(file)->size(), 0u);
 }
 
 TEST(VerdictStore, RoundTripEscapesAndStaleRecords) {

@@ -102,7 +102,7 @@ class AutoLock : public Lockable {
   std::vector<std::string> refusals_;
   bool mount_read_ = false;
   std::optional<MountInfo> mount_;  // nullopt: could not be identified (nothing refused)
-  std::optional<VerdictStore> verdicts_;
+  std::shared_ptr<const VerdictStore> verdicts_;
 };
 
 }  // namespace locksmith

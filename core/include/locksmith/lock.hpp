@@ -82,6 +82,8 @@ inline constexpr Backend kDefaultBackend = Backend::flock;
 
 std::string_view to_string(Backend b) noexcept;
 std::string_view to_string(LockMode m) noexcept;
+// The spec kind (and probe primitive) of a backend: to_string(b), but "fcntl" for posix.
+std::string_view kind_name(Backend b) noexcept;
 
 // The clock of every deadline in locksmith. Clock::time_point::max() means "wait forever";
 // a deadline at or before now means "do not wait".

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,6 +79,11 @@ class VerdictStore {
   static std::filesystem::path default_path();
 
   explicit VerdictStore(std::filesystem::path file = default_path());
+
+  // The store in `file` as loaded by this process, read again only when the file changed (its
+  // size or modification time: every save replaces it), so that each new AutoLock costs a stat,
+  // not a parse. A missing or unreadable file gives an empty store (no evidence either way).
+  static std::shared_ptr<const VerdictStore> cached(const std::filesystem::path& file);
 
   // Reads the file; a missing file is an empty store. Lines that do not parse are dropped (and
   // counted in dropped()); an unreadable file is an error.

@@ -35,16 +35,10 @@ std::vector<Fact> identity_facts(const FsIdentity& id, const std::string& prefix
 }  // namespace probe
 
 FsIdentity identify_filesystem(const std::filesystem::path& dir) {
-  MountInfo m;
-  if (const std::error_code ec = identify_mount(std::filesystem::canonical(dir), m)) {
+  FsIdentity id;
+  if (const std::error_code ec = identify_mount(std::filesystem::canonical(dir), id)) {
     throw std::system_error(ec, "statfs '" + dir.string() + "'");
   }
-  FsIdentity id;
-  id.type = m.type;
-  id.magic = m.magic;
-  id.mount_point = m.mount_point;
-  id.source = m.source;
-  id.options = m.options;
   return id;
 }
 

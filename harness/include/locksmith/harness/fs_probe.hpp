@@ -33,18 +33,13 @@
 #include <vector>
 
 #include "locksmith/harness/report.hpp"
+#include "locksmith/mount.hpp"
 
 namespace locksmith::harness {
 
-struct FsIdentity {
-  // The mount table's type where known ("ext4", "tmpfs", "nfs4", "fuse.sshfs", ...), else the
-  // name of the statfs magic ("ext2/ext3/ext4"), else "unknown".
-  std::string type;
-  std::uint64_t magic = 0;  // statfs f_type (Linux); 0 where unknown
-  std::string mount_point;  // the mount holding the directory ("" where unknown)
-  std::string source;       // what is mounted there: "/dev/loop0", "server:/export", "tmpfs"
-  std::string options;      // per-mount options, then the superblock's ("rw,relatime,size=...")
-};
+// What the probe reports of the filesystem: the mount as locksmith::identify_mount sees it (its
+// type, statfs magic and fsid, mount point, source and options; mount.hpp).
+using FsIdentity = MountInfo;
 
 // Identifies the filesystem holding `dir` from statfs() and, on Linux, /proc/self/mountinfo.
 // Throws std::system_error naming the directory when it cannot be examined.
